@@ -1,0 +1,9 @@
+//! Faultline's checkers: the history model, history readers and the checkers that judge a history
+//! (linearizability, transactional anomalies, bank and set invariants).
+//!
+//! This crate is the pure core. It never opens a socket, spawns a task, touches the filesystem
+//! beyond reading a caller-supplied `Read`, or prints. A checker takes a [`History`] and returns a
+//! verdict plus the evidence for it.
+pub mod history;
+
+pub use history::{History, Op, OpType, Process, Value};

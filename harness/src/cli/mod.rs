@@ -1,0 +1,67 @@
+//! Subcommands of the `faultline` binary and the one place where outcomes become exit codes.
+use clap::{Parser, Subcommand};
+
+pub mod check;
+
+/// Documented exit codes (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The history is valid (linearizable, no anomaly), or the command succeeded.
+    Valid = 0,
+    /// The history is invalid.
+    Invalid = 1,
+    /// The checker could not decide (time limit).
+    Unknown = 2,
+    /// Bad arguments, bad configuration or unreadable input.
+    BadInput = 254,
+    /// A harness or internal failure.
+    Internal = 255,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// An error caused by the user's input (arguments, config, history file): exit 254.
+/// Its message is one line that names the place (file:line, flag, node).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Jepsen-style cluster testing: run, fault, record, check"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a history file for linearizability or transactional anomalies.
+    Check(check::CheckArgs),
+}
+
+/// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
+pub fn run(cli: Cli) -> std::process::ExitCode {
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            let code = if err.downcast_ref::<BadInput>().is_some() {
+                Exit::BadInput
+            } else {
+                Exit::Internal
+            };
+            eprintln!("faultline: error: {err:#}");
+            code.into()
+        }
+    }
+}

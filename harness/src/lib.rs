@@ -1,0 +1,4 @@
+//! The harness: the SSH control layer, clusters and inventories, the test runner and the
+//! subcommands of the `faultline` binary. It performs IO; the decisions it records are
+//! checked by the pure `checkers` crate.
+pub mod cli;

@@ -1,0 +1,1 @@
+//! results crate (see ARCHITECTURE.md).

@@ -1,0 +1,6 @@
+//! The bundled reference servers (Raft, Multi-Paxos, 2PC key-value stores) and their wire protocol.
+//!
+//! Each protocol is a deterministic, IO-free state machine (see [`sm`]); a thin tokio runtime
+//! performs its effects. This crate never links harness code.
+pub mod protocol;
+pub mod sm;
