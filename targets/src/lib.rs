@@ -2,5 +2,6 @@
 //!
 //! Each protocol is a deterministic, IO-free state machine (see [`sm`]); a thin tokio runtime
 //! performs its effects. This crate never links harness code.
+pub mod kv;
 pub mod protocol;
 pub mod sm;
