@@ -46,7 +46,7 @@ pub const QUERY_AFTER_MS: u64 = 200;
 /// How often an in-doubt participant asks again.
 pub const QUERY_INTERVAL_MS: u64 = 100;
 /// The log is compacted into a snapshot once it holds this many records.
-pub const COMPACT_AFTER_RECORDS: usize = 128;
+pub const COMPACT_AFTER_RECORDS: usize = 64;
 
 /// A transaction's identity: its coordinator, the coordinator's incarnation and a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
