@@ -384,11 +384,7 @@ impl TwoPc {
         let mut records = vec![TwoPcRecord::Snapshot {
             epoch: self.durable_epoch,
             store: self.store.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            finished: self
-                .finished
-                .iter()
-                .map(|(t, c)| (t.clone(), *c))
-                .collect(),
+            finished: self.finished.iter().map(|(t, c)| (t.clone(), *c)).collect(),
             applied: self.applied,
         }];
         if !self.config.has_bug(BUG_VOLATILE_PREPARE) {
@@ -645,18 +641,13 @@ impl TwoPc {
             }
             return;
         }
-        match self.finished.get(&txn) {
-            Some(true) if commit => self.send(out, from, TwoPcMsg::Ack { txn }),
-            Some(_) => {}
-            None => {
-                // Never prepared here (an abort overtaking its prepare), or prepared and
-                // forgotten, which only the volatile-prepare bug allows: acknowledge so that the
-                // coordinator can finish, exactly what a forgetful participant would do.
-                self.finished.insert(txn.clone(), commit);
-                if commit {
-                    self.send(out, from, TwoPcMsg::Ack { txn });
-                }
-            }
+        // Not prepared here. With a correct log that means the decision is a duplicate (or an
+        // abort overtaking its prepare). A commit for a transaction this node aborted or never
+        // saw is possible only under the volatile-prepare bug (it forgot its yes vote): it is
+        // acknowledged anyway, as a forgetful participant would, so the coordinator can finish.
+        self.finished.entry(txn.clone()).or_insert(commit);
+        if commit {
+            self.send(out, from, TwoPcMsg::Ack { txn });
         }
     }
 
@@ -717,7 +708,8 @@ impl TwoPc {
         // later transaction can observe the state without this commit.
         if let Some((token, requested)) = client {
             let reads: BTreeMap<usize, Option<Val>> = votes.into_values().flatten().collect();
-            out.reply.push((token, committed_response(requested, reads)));
+            out.reply
+                .push((token, committed_response(requested, reads)));
         }
         for p in &participants {
             self.send(

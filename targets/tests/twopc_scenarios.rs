@@ -224,7 +224,12 @@ fn single_key_operations_are_one_shard_transactions() {
     );
     let status = c.node("b").status(now_of(42));
     assert_eq!(
-        (status.role.as_str(), status.term, status.leader, status.time_ms),
+        (
+            status.role.as_str(),
+            status.term,
+            status.leader,
+            status.time_ms
+        ),
         ("participant", 0, None, 1_700_000_000_042)
     );
     assert_eq!(status.commit_index, 4, "b applied its four committed txns");
@@ -267,7 +272,10 @@ fn lock_conflict_aborts_definitely_and_locks_last_until_the_decision() {
     assert_eq!(error_code(&r), Some((ErrorCode::Aborted, true)));
     c.deliver_all();
     assert!(c.reply(1).ok);
-    assert_eq!(c.run("c", 3, ClientOp::Read { key: k }).value, Some(Val::Int(1)));
+    assert_eq!(
+        c.run("c", 3, ClientOp::Read { key: k }).value,
+        Some(Val::Int(1))
+    );
 }
 
 #[test]
@@ -300,7 +308,11 @@ fn restarted_coordinator_finishes_a_commit_it_decided() {
     c.net.clear();
     c.crash("a");
     c.tick_at(QUERY_AFTER_MS);
-    assert_eq!(c.node("b").in_doubt(), 1, "b stays in doubt, holding its lock");
+    assert_eq!(
+        c.node("b").in_doubt(),
+        1,
+        "b stays in doubt, holding its lock"
+    );
     c.deliver_all();
     c.restart("a");
     c.tick_at(QUERY_AFTER_MS + 1);
@@ -331,10 +343,9 @@ fn in_doubt_participant_learns_presumed_abort_from_a_restarted_coordinator() {
     assert_eq!(c.node("b").locked_keys(), 0);
     assert_eq!(c.node("b").shard_value(x), None);
     assert!(
-        c.logs[0].iter().any(|r| matches!(
-            r,
-            TwoPcRecord::Decision { commit: false, .. }
-        )),
+        c.logs[0]
+            .iter()
+            .any(|r| matches!(r, TwoPcRecord::Decision { commit: false, .. })),
         "the presumed abort is logged"
     );
     // A new transaction from the restarted coordinator gets a fresh id and commits.
@@ -399,9 +410,7 @@ fn read_skew_scenario(bugs: &[&str]) -> (Response, Response) {
     c.request("a", 3, ClientOp::Txn { txn: transfer });
     // Everything except the read's prepare to c.
     let read_prepare_to_c = |from: usize, to: usize, msg: &TwoPcMsg| {
-        from == 0
-            && to == cc
-            && matches!(msg, TwoPcMsg::Prepare { txn, .. } if txn.seq == 2)
+        from == 0 && to == cc && matches!(msg, TwoPcMsg::Prepare { txn, .. } if txn.seq == 2)
     };
     while c.deliver_first(|f, t, msg| !read_prepare_to_c(f, t, msg)) {}
     c.deliver_all();
@@ -447,10 +456,7 @@ fn log_is_compacted_and_recovery_from_the_snapshot_keeps_the_data() {
         c.tick_at(c.now + 1);
     }
     let lens: BTreeSet<usize> = c.logs.iter().map(Vec::len).collect();
-    assert!(
-        lens.iter().all(|l| *l < 100),
-        "logs stay short: {lens:?}"
-    );
+    assert!(lens.iter().all(|l| *l < 100), "logs stay short: {lens:?}");
     assert!(matches!(c.logs[1][0], TwoPcRecord::Snapshot { .. }));
     c.crash("b");
     c.restart("b");

@@ -123,6 +123,20 @@ enum Anomaly {
     Stuck { detail: String },
 }
 
+impl Anomaly {
+    fn kind(&self) -> &'static str {
+        match self {
+            Anomaly::BankTotal { .. } => "bank-total",
+            Anomaly::FracturedRead { .. } => "fractured-read",
+            Anomaly::LostWrite { .. } => "lost-write",
+            Anomaly::PartialCommit { .. } => "partial-commit",
+            Anomaly::AbortedVisible { .. } => "aborted-visible",
+            Anomaly::Duplicated { .. } => "duplicated",
+            Anomaly::Stuck { .. } => "stuck",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Report {
     anomalies: BTreeSet<Anomaly>,
@@ -144,7 +158,7 @@ enum Kind {
 
 #[derive(Debug)]
 enum Outcome {
-    Ok(Response),
+    Ok(Box<Response>),
     Fail(ErrorCode),
     Info,
 }
@@ -293,7 +307,7 @@ impl Sim {
             if let Some(p) = self.pending.remove(&token) {
                 self.busy[p.client] = false;
                 let outcome = if resp.ok {
-                    Outcome::Ok(resp)
+                    Outcome::Ok(Box::new(resp))
                 } else {
                     let e = resp.error.expect("an error reply carries an error");
                     assert!(e.definite, "2PC errors before a decision are definite");
@@ -411,7 +425,7 @@ impl Sim {
             if self.nodes[node].sm.is_none() && self.nodes[node].up_at <= self.now {
                 self.restart(node);
             }
-            if (self.now + node as u64) % TICK_MS == 0 {
+            if (self.now + node as u64).is_multiple_of(TICK_MS) {
                 let now = now_of(self.now);
                 self.step(node, |sm, out| sm.on_tick(now, out));
             }
@@ -440,8 +454,7 @@ impl Sim {
             let live = self.nodes.iter().filter(|n| n.sm.is_some()).count();
             for node in 0..self.nodes.len() {
                 // Keep at least one node up so that the workload goes on.
-                if live > 1 && self.nodes[node].sm.is_some() && self.rng.chance(self.faults.crash)
-                {
+                if live > 1 && self.nodes[node].sm.is_some() && self.rng.chance(self.faults.crash) {
                     self.crash(node);
                     break;
                 }
@@ -484,15 +497,16 @@ impl Sim {
                 .collect::<Vec<_>>()
                 .join("; ");
             self.report.anomalies.insert(Anomaly::Stuck { detail });
-            return self.report;
         }
-        let final_state = self.final_read();
-        self.check(&final_state);
+        // Even a stuck cluster may be readable: check what it holds if it is.
+        if let Some(final_state) = self.final_read() {
+            self.check(&final_state);
+        }
         self.report
     }
 
     /// Reads every account through the protocol once the cluster is quiet.
-    fn final_read(&mut self) -> BTreeMap<Key, Vec<i64>> {
+    fn final_read(&mut self) -> Option<BTreeMap<Key, Vec<i64>>> {
         let accounts = self.s.accounts;
         for attempt in 0..10 {
             let txn: Vec<MicroOp> = (0..accounts)
@@ -503,16 +517,24 @@ impl Sim {
                 })
                 .collect();
             let before = self.history.len();
-            self.request(0, attempt % self.nodes.len(), Kind::Read, ClientOp::Txn { txn });
+            self.request(
+                0,
+                attempt % self.nodes.len(),
+                Kind::Read,
+                ClientOp::Txn { txn },
+            );
             while self.history.len() == before {
                 self.tick(false);
             }
             let (_, outcome) = self.history.pop().expect("just recorded");
             if let Outcome::Ok(resp) = outcome {
-                return lists(&resp);
+                return Some(lists(&resp));
             }
         }
-        panic!("seed {}: the final read never committed", self.s.seed);
+        self.report.anomalies.insert(Anomaly::Stuck {
+            detail: "the final read never committed".to_string(),
+        });
+        None
     }
 
     fn check(&mut self, final_state: &BTreeMap<Key, Vec<i64>>) {
@@ -560,7 +582,12 @@ impl Sim {
                                 anomalies.insert(Anomaly::LostWrite { transfer: *id });
                             }
                         }
-                        Outcome::Fail(_) => {
+                        Outcome::Fail(code) => {
+                            assert_eq!(
+                                *code,
+                                ErrorCode::Aborted,
+                                "transfers only fail by aborting"
+                            );
                             self.report.aborted += 1;
                             if !found.is_empty() {
                                 anomalies.insert(Anomaly::AbortedVisible { transfer: *id });
@@ -585,15 +612,11 @@ impl Sim {
                 Kind::Read => None,
             })
             .collect();
-        for (transfer, keys) in &seen {
-            if !known.contains(transfer) || keys.len() != 2 {
-                // Covered above for known transfers; anything else is a stray half.
-                if !known.contains(transfer) {
-                    anomalies.insert(Anomaly::PartialCommit {
-                        transfer: *transfer,
-                    });
-                }
-            }
+        for transfer in seen.keys().filter(|t| !known.contains(t)) {
+            // A value no client ever sent.
+            anomalies.insert(Anomaly::PartialCommit {
+                transfer: *transfer,
+            });
         }
     }
 }
@@ -627,7 +650,7 @@ fn summary(label: &str, reports: &[(u64, Report)]) {
     println!(
         "{label}: {} schedules, {} committed transfers, {} committed reads, {} aborted, \
          {} indefinite, {} crashes, {} compactions, {} messages, max log {} records, \
-         {} schedules with anomalies",
+         {} schedules with anomalies {:?}",
         reports.len(),
         sum(|r| r.committed_transfers),
         sum(|r| r.committed_reads),
@@ -645,7 +668,20 @@ fn summary(label: &str, reports: &[(u64, Report)]) {
             .iter()
             .filter(|(_, r)| !r.anomalies.is_empty())
             .count(),
+        anomaly_kinds(reports),
     );
+}
+
+/// How many schedules show each kind of anomaly.
+fn anomaly_kinds(reports: &[(u64, Report)]) -> BTreeMap<&'static str, usize> {
+    let mut kinds = BTreeMap::new();
+    for (_, r) in reports {
+        let names: BTreeSet<&'static str> = r.anomalies.iter().map(Anomaly::kind).collect();
+        for name in names {
+            *kinds.entry(name).or_default() += 1;
+        }
+    }
+    kinds
 }
 
 fn assert_clean(reports: &[(u64, Report)]) {
@@ -656,6 +692,21 @@ fn assert_clean(reports: &[(u64, Report)]) {
             r.anomalies
         );
     }
+}
+
+/// Prints the anomalies of one schedule: `SEED=30042 BUGS=volatile-prepare cargo test ... explain`.
+#[test]
+#[ignore]
+fn explain() {
+    let seed: u64 = std::env::var("SEED").map_or(0, |s| s.parse().expect("SEED"));
+    let bugs: &'static [&'static str] = match std::env::var("BUGS").as_deref() {
+        Ok("early-unlock") => &[BUG_EARLY_UNLOCK],
+        Ok("volatile-prepare") => &[BUG_VOLATILE_PREPARE],
+        _ => &[],
+    };
+    let calm = std::env::var("CALM").is_ok();
+    let r = Sim::new(Schedule::new(seed, bugs, if calm { CALM } else { HOSTILE })).run();
+    println!("{r:#?}");
 }
 
 #[test]
@@ -676,7 +727,7 @@ fn accounts_span_several_shards() {
 
 #[test]
 fn bank_invariants_hold_under_faults() {
-    let reports = run_many(0..1_500, &[], HOSTILE);
+    let reports = run_many(0..1_200, &[], HOSTILE);
     summary("hostile, no bugs", &reports);
     assert_clean(&reports);
     let total = |f: fn(&Report) -> u64| reports.iter().map(|(_, r)| f(r)).sum::<u64>();
@@ -694,7 +745,7 @@ fn bank_invariants_hold_under_faults() {
 
 #[test]
 fn bank_invariants_hold_without_faults() {
-    let reports = run_many(10_000..10_500, &[], CALM);
+    let reports = run_many(10_000..10_300, &[], CALM);
     summary("calm, no bugs", &reports);
     assert_clean(&reports);
 }
@@ -745,16 +796,18 @@ fn volatile_prepare_loses_committed_writes() {
     let lost = with_bug
         .iter()
         .filter(|(_, r)| {
-            r.anomalies.iter().any(|a| {
-                matches!(
-                    a,
-                    Anomaly::LostWrite { .. } | Anomaly::PartialCommit { .. }
-                )
-            })
+            r.anomalies
+                .iter()
+                .any(|a| matches!(a, Anomaly::LostWrite { .. } | Anomaly::PartialCommit { .. }))
         })
         .count();
-    assert!(
-        lost > 0,
-        "volatile-prepare never lost a committed write"
-    );
+    assert!(lost > 0, "volatile-prepare never lost a committed write");
+    for (seed, r) in &with_bug {
+        if r.anomalies
+            .iter()
+            .any(|a| matches!(a, Anomaly::Stuck { .. }))
+        {
+            println!("seed {seed} stuck: {:?}", r.anomalies);
+        }
+    }
 }
