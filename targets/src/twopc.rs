@@ -20,8 +20,13 @@
 //!
 //! Transaction ids carry the coordinator's incarnation (`epoch`), which is made durable before the
 //! first id of that incarnation leaves the node, so a restarted coordinator never reuses an id.
-//! The log is kept short by replacing it with a snapshot (shard contents, finished transactions,
-//! in-doubt prepares and undelivered commit decisions) every [`COMPACT_AFTER_RECORDS`] records.
+//! The log is kept short by replacing it with a snapshot (shard contents, committed transactions
+//! not yet forgotten, in-doubt prepares and unacknowledged commit decisions) every
+//! [`COMPACT_AFTER_RECORDS`] records. Once every participant acknowledged a commit, the
+//! coordinator tells them to `Forget` it, so the snapshot does not grow with the history. Safety
+//! never rests on a participant remembering an aborted or forgotten transaction: a stray
+//! duplicate `Prepare` for one merely prepares again, and the coordinator, which no longer knows
+//! the transaction, answers its vote or query with abort.
 //!
 //! Bugs for harness validation (`--bug`, see `BUGS.md`): [`BUG_EARLY_UNLOCK`] releases shared
 //! locks right after the yes vote; [`BUG_VOLATILE_PREPARE`] never makes the prepare durable.
@@ -47,6 +52,9 @@ pub const QUERY_AFTER_MS: u64 = 200;
 pub const QUERY_INTERVAL_MS: u64 = 100;
 /// The log is compacted into a snapshot once it holds this many records.
 pub const COMPACT_AFTER_RECORDS: usize = 64;
+/// How many aborted transactions a participant remembers (in memory only) to refuse their
+/// duplicate prepares cheaply.
+pub const ABORTED_MEMORY: usize = 4096;
 
 /// A transaction's identity: its coordinator, the coordinator's incarnation and a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,6 +135,10 @@ pub enum TwoPcMsg {
     Ack {
         txn: TxnId,
     },
+    /// Coordinator -> participant: every participant applied the commit; stop remembering it.
+    Forget {
+        txn: TxnId,
+    },
     /// In-doubt participant -> coordinator: what was decided?
     Query {
         txn: TxnId,
@@ -143,8 +155,8 @@ pub enum TwoPcRecord {
     Snapshot {
         epoch: u64,
         store: Vec<(Key, Val)>,
-        /// Transactions this participant finished: `true` committed, `false` aborted.
-        finished: Vec<(TxnId, bool)>,
+        /// Transactions this participant committed and was not yet told to forget.
+        committed: Vec<TxnId>,
         applied: u64,
     },
     /// Participant: locks held and the values to install on commit.
@@ -158,6 +170,8 @@ pub enum TwoPcRecord {
     Committed { txn: TxnId },
     /// Participant: the prepare was undone.
     Aborted { txn: TxnId },
+    /// Participant: the coordinator ended a transaction committed here.
+    Forgotten { txn: TxnId },
     /// Coordinator: the outcome. Commits are always logged; aborts only when answering a query
     /// for a transaction of an earlier incarnation (presumed abort).
     Decision {
@@ -251,7 +265,11 @@ pub struct TwoPc {
     store: BTreeMap<Key, Val>,
     locks: BTreeMap<Key, Lock>,
     prepared: BTreeMap<TxnId, Prepared>,
-    finished: BTreeMap<TxnId, bool>,
+    /// Committed here, not yet forgotten: a duplicate prepare or decision must not apply twice.
+    committed: BTreeSet<TxnId>,
+    /// Recently aborted here (bounded, in memory only; see [`ABORTED_MEMORY`]).
+    aborted: BTreeSet<TxnId>,
+    aborted_order: VecDeque<TxnId>,
     applied: u64,
     coordinating: BTreeMap<TxnId, Coordinated>,
     log_len: usize,
@@ -312,12 +330,12 @@ impl TwoPc {
             TwoPcRecord::Snapshot {
                 epoch,
                 store,
-                finished,
+                committed,
                 applied,
             } => {
                 self.durable_epoch = self.durable_epoch.max(epoch);
                 self.store = store.into_iter().collect();
-                self.finished = finished.into_iter().collect();
+                self.committed = committed.into_iter().collect();
                 self.applied = applied;
                 self.prepared.clear();
                 self.coordinating.clear();
@@ -328,7 +346,7 @@ impl TwoPc {
                 writes,
                 reads,
             } => {
-                if !self.finished.contains_key(&txn) {
+                if !self.committed.contains(&txn) {
                     self.prepared.insert(
                         txn,
                         Prepared {
@@ -345,11 +363,13 @@ impl TwoPc {
                     self.store.extend(p.writes);
                     self.applied += 1;
                 }
-                self.finished.insert(txn, true);
+                self.committed.insert(txn);
             }
             TwoPcRecord::Aborted { txn } => {
                 self.prepared.remove(&txn);
-                self.finished.entry(txn).or_insert(false);
+            }
+            TwoPcRecord::Forgotten { txn } => {
+                self.committed.remove(&txn);
             }
             TwoPcRecord::Decision {
                 txn,
@@ -384,7 +404,7 @@ impl TwoPc {
         let mut records = vec![TwoPcRecord::Snapshot {
             epoch: self.durable_epoch,
             store: self.store.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            finished: self.finished.iter().map(|(t, c)| (t.clone(), *c)).collect(),
+            committed: self.committed.iter().cloned().collect(),
             applied: self.applied,
         }];
         if !self.config.has_bug(BUG_VOLATILE_PREPARE) {
@@ -442,6 +462,7 @@ impl TwoPc {
             TwoPcMsg::Decision { txn, commit } => self.on_decision(&from, txn, commit, out),
             TwoPcMsg::Ack { txn } => self.on_ack(from, txn, out),
             TwoPcMsg::Query { txn } => self.on_query(&from, txn, out),
+            TwoPcMsg::Forget { txn } => self.on_forget(&from, txn, out),
         }
     }
 
@@ -458,14 +479,16 @@ impl TwoPc {
         if *from != txn.coordinator {
             return;
         }
-        if let Some(&committed) = self.finished.get(&txn) {
-            if !committed {
-                let vote = Vote::No {
-                    code: ErrorCode::Aborted,
-                    message: format!("txn {txn} was already aborted on {}", self.config.id),
-                };
-                self.send(out, from, TwoPcMsg::Vote { txn, vote });
-            }
+        if self.committed.contains(&txn) {
+            // A duplicate of a prepare whose commit was applied here.
+            return;
+        }
+        if self.aborted.contains(&txn) {
+            let vote = Vote::No {
+                code: ErrorCode::Aborted,
+                message: format!("txn {txn} was already aborted on {}", self.config.id),
+            };
+            self.send(out, from, TwoPcMsg::Vote { txn, vote });
             return;
         }
         if let Some(p) = self.prepared.get(&txn) {
@@ -477,7 +500,7 @@ impl TwoPc {
         }
         match self.execute(&txn, &ops) {
             Err((code, message)) => {
-                self.finished.insert(txn.clone(), false);
+                self.remember_aborted(txn.clone());
                 let vote = Vote::No { code, message };
                 self.send(out, from, TwoPcMsg::Vote { txn, vote });
             }
@@ -630,24 +653,44 @@ impl TwoPc {
         }
         if let Some(p) = self.prepared.remove(&txn) {
             self.release(&txn, &p.locks, None);
-            self.finished.insert(txn.clone(), commit);
             if commit {
+                self.committed.insert(txn.clone());
                 self.store.extend(p.writes);
                 self.applied += 1;
                 self.persist(out, TwoPcRecord::Committed { txn: txn.clone() });
                 self.send(out, from, TwoPcMsg::Ack { txn });
             } else {
-                self.persist(out, TwoPcRecord::Aborted { txn });
+                self.persist(out, TwoPcRecord::Aborted { txn: txn.clone() });
+                self.remember_aborted(txn);
             }
             return;
         }
-        // Not prepared here. With a correct log that means the decision is a duplicate (or an
-        // abort overtaking its prepare). A commit for a transaction this node aborted or never
-        // saw is possible only under the volatile-prepare bug (it forgot its yes vote): it is
-        // acknowledged anyway, as a forgetful participant would, so the coordinator can finish.
-        self.finished.entry(txn.clone()).or_insert(commit);
+        // Not prepared here. With a correct log that means a duplicate decision (the commit was
+        // applied, perhaps already forgotten) or an abort overtaking its prepare. A commit for a
+        // transaction this node never prepared durably happens only under the volatile-prepare
+        // bug: it is acknowledged anyway, as a forgetful participant would, so the coordinator
+        // can finish.
         if commit {
             self.send(out, from, TwoPcMsg::Ack { txn });
+        } else {
+            self.remember_aborted(txn);
+        }
+    }
+
+    fn remember_aborted(&mut self, txn: TxnId) {
+        if self.aborted.insert(txn.clone()) {
+            self.aborted_order.push_back(txn);
+            while self.aborted_order.len() > ABORTED_MEMORY {
+                if let Some(old) = self.aborted_order.pop_front() {
+                    self.aborted.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn on_forget(&mut self, from: &NodeId, txn: TxnId, out: &mut TwoPcOut) {
+        if *from == txn.coordinator && self.committed.remove(&txn) {
+            self.persist(out, TwoPcRecord::Forgotten { txn });
         }
     }
 
@@ -759,8 +802,12 @@ impl TwoPc {
             acked.insert(from);
         }
         if acked.len() == c.participants.len() {
+            let participants: Vec<NodeId> = c.participants.keys().cloned().collect();
             self.coordinating.remove(&txn);
-            self.persist(out, TwoPcRecord::Ended { txn });
+            self.persist(out, TwoPcRecord::Ended { txn: txn.clone() });
+            for p in &participants {
+                self.send(out, p, TwoPcMsg::Forget { txn: txn.clone() });
+            }
         }
     }
 
@@ -995,7 +1042,9 @@ impl StateMachine for TwoPc {
             store: BTreeMap::new(),
             locks: BTreeMap::new(),
             prepared: BTreeMap::new(),
-            finished: BTreeMap::new(),
+            committed: BTreeSet::new(),
+            aborted: BTreeSet::new(),
+            aborted_order: VecDeque::new(),
             applied: 0,
             coordinating: BTreeMap::new(),
             log_len: records.len(),

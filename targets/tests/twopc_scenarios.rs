@@ -466,3 +466,35 @@ fn log_is_compacted_and_recovery_from_the_snapshot_keeps_the_data() {
     assert_eq!(l.len(), 200);
     assert_eq!(c.node("b").status(now_of(0)).commit_index, 200);
 }
+
+#[test]
+fn a_duplicate_prepare_after_the_commit_was_forgotten_does_not_apply_twice() {
+    let mut c = Cluster::new(&[]);
+    let (x, y) = (c.key_on("b", 0), c.key_on("c", 0));
+    let txn = vec![m(MicroF::Append, x, Some(1)), m(MicroF::Append, y, Some(2))];
+    c.request("a", 1, ClientOp::Txn { txn });
+    let prepares: Vec<(usize, usize, TwoPcMsg)> = c
+        .net
+        .iter()
+        .filter(|(_, _, msg)| is_prepare(msg))
+        .cloned()
+        .collect();
+    c.deliver_all();
+    assert!(c.reply(1).ok);
+    for i in [1, 2] {
+        assert!(
+            c.logs[i]
+                .iter()
+                .any(|r| matches!(r, TwoPcRecord::Forgotten { .. })),
+            "participant {i} was told to forget the ended txn"
+        );
+    }
+    // Late duplicates of the prepares prepare again; the coordinator, which ended the txn,
+    // answers their votes with abort, and nothing is applied twice.
+    c.net.extend(prepares);
+    c.deliver_all();
+    assert_eq!(c.node("b").shard_value(x), Some(&Val::List(vec![1])));
+    assert_eq!(c.node("c").shard_value(y), Some(&Val::List(vec![2])));
+    assert_eq!(c.node("b").in_doubt() + c.node("c").in_doubt(), 0);
+    assert_eq!(c.node("b").locked_keys() + c.node("c").locked_keys(), 0);
+}

@@ -45,6 +45,9 @@ struct Faults {
     /// Per step that persisted something: crash after the fsync, before anything was sent.
     crash_after_persist: f64,
     max_down_ms: u64,
+    /// Per millisecond: cut one node off from all other nodes (clients still reach it).
+    partition: f64,
+    max_partition_ms: u64,
 }
 
 const CALM: Faults = Faults {
@@ -54,6 +57,8 @@ const CALM: Faults = Faults {
     crash: 0.0,
     crash_after_persist: 0.0,
     max_down_ms: 0,
+    partition: 0.0,
+    max_partition_ms: 0,
 };
 
 const HOSTILE: Faults = Faults {
@@ -63,6 +68,8 @@ const HOSTILE: Faults = Faults {
     crash: 0.0004,
     crash_after_persist: 0.01,
     max_down_ms: 400,
+    partition: 0.001,
+    max_partition_ms: 600,
 };
 
 #[derive(Debug, Clone)]
@@ -89,7 +96,7 @@ impl Schedule {
             seed,
             bugs,
             faults,
-            nodes: 3,
+            nodes: 3 + (seed % 3) as usize,
             accounts: 5,
             clients: 4,
             run_ms: 1_200,
@@ -145,6 +152,7 @@ struct Report {
     aborted: u64,
     indefinite: u64,
     crashes: u64,
+    partitions: u64,
     compactions: u64,
     max_log_len: usize,
     messages: u64,
@@ -194,6 +202,8 @@ struct Sim {
     ids: Vec<NodeId>,
     net: BTreeMap<(u64, u64), Event>,
     net_seq: u64,
+    /// A node cut off from the others, and until when.
+    isolated: Option<(usize, u64)>,
     pending: BTreeMap<u64, Pending>,
     busy: Vec<bool>,
     next_token: u64,
@@ -248,6 +258,7 @@ impl Sim {
             ids,
             net: BTreeMap::new(),
             net_seq: 0,
+            isolated: None,
             pending: BTreeMap::new(),
             next_token: 1,
             next_transfer: 1,
@@ -258,6 +269,11 @@ impl Sim {
 
     fn index_of(&self, id: &NodeId) -> usize {
         self.ids.iter().position(|i| i == id).expect("known node")
+    }
+
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.isolated
+            .is_some_and(|(n, until)| self.now < until && (n == a || n == b))
     }
 
     /// Performs a step's effects the way the runtime does: log first, then sends and replies.
@@ -277,7 +293,7 @@ impl Sim {
         for (to, msg) in out.send {
             let to = self.index_of(&to);
             self.report.messages += 1;
-            if self.rng.chance(self.faults.loss) {
+            if self.cut(node, to) || self.rng.chance(self.faults.loss) {
                 continue;
             }
             let copies = if self.rng.chance(self.faults.duplicate) {
@@ -417,6 +433,9 @@ impl Sim {
                 break;
             }
             let Event::Msg { from, to, msg } = entry.remove();
+            if self.cut(from, to) {
+                continue;
+            }
             let from_id = self.ids[from].clone();
             let now = now_of(self.now);
             self.step(to, |sm, out| sm.on_message(now, from_id, msg, out));
@@ -451,6 +470,14 @@ impl Sim {
                     }
                 }
             }
+            if self.isolated.is_none_or(|(_, until)| until <= self.now)
+                && self.rng.chance(self.faults.partition)
+            {
+                let node = self.rng.below(self.nodes.len() as u64) as usize;
+                let len = 1 + self.rng.below(self.faults.max_partition_ms);
+                self.isolated = Some((node, self.now + len));
+                self.report.partitions += 1;
+            }
             let live = self.nodes.iter().filter(|n| n.sm.is_some()).count();
             for node in 0..self.nodes.len() {
                 // Keep at least one node up so that the workload goes on.
@@ -477,6 +504,7 @@ impl Sim {
         }
         // Heal: no more faults or new work; let in-doubt transactions resolve.
         self.faults = CALM;
+        self.isolated = None;
         let heal_until = self.now + HEAL_LIMIT_MS;
         while (!self.quiescent() || !self.pending.is_empty()) && self.now < heal_until {
             self.tick(false);
@@ -649,7 +677,7 @@ fn summary(label: &str, reports: &[(u64, Report)]) {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(|(_, r)| f(r)).sum::<u64>();
     println!(
         "{label}: {} schedules, {} committed transfers, {} committed reads, {} aborted, \
-         {} indefinite, {} crashes, {} compactions, {} messages, max log {} records, \
+         {} indefinite, {} crashes, {} partitions, {} compactions, {} messages, max log {} records, \
          {} schedules with anomalies {:?}",
         reports.len(),
         sum(|r| r.committed_transfers),
@@ -657,6 +685,7 @@ fn summary(label: &str, reports: &[(u64, Report)]) {
         sum(|r| r.aborted),
         sum(|r| r.indefinite),
         sum(|r| r.crashes),
+        sum(|r| r.partitions),
         sum(|r| r.compactions),
         sum(|r| r.messages),
         reports
@@ -732,8 +761,8 @@ fn bank_invariants_hold_under_faults() {
     assert_clean(&reports);
     let total = |f: fn(&Report) -> u64| reports.iter().map(|(_, r)| f(r)).sum::<u64>();
     // The schedules must exercise what they claim to.
-    assert!(total(|r| r.committed_transfers) > 10_000);
-    assert!(total(|r| r.committed_reads) > 10_000);
+    assert!(total(|r| r.committed_transfers) > 5_000);
+    assert!(total(|r| r.committed_reads) > 5_000);
     assert!(total(|r| r.crashes) > 500);
     assert!(total(|r| r.compactions) > 100);
     let max_log = reports.iter().map(|(_, r)| r.max_log_len).max().unwrap();
