@@ -560,6 +560,19 @@ impl TwoPc {
         ),
         (ErrorCode, String),
     > {
+        if let Some((_, op)) = ops
+            .iter()
+            .find(|(_, op)| owner_of(&self.members, op.key()) != Some(&self.config.id))
+        {
+            return Err((
+                ErrorCode::Aborted,
+                format!(
+                    "key {} is not owned by {} (do the nodes have the same member list?)",
+                    op.key(),
+                    self.config.id
+                ),
+            ));
+        }
         let mut wanted: BTreeMap<Key, LockMode> = BTreeMap::new();
         for (_, op) in ops {
             let mode = wanted.entry(op.key()).or_insert(LockMode::Shared);
@@ -859,9 +872,8 @@ impl TwoPc {
         }
         let mut participants: BTreeMap<NodeId, Vec<(usize, ShardOp)>> = BTreeMap::new();
         for (idx, op) in ops.into_iter().enumerate() {
-            let Some(owner) = owner_of(&self.members, op.key()) else {
-                return;
-            };
+            // `members` always holds this node, so there is always an owner.
+            let owner = owner_of(&self.members, op.key()).unwrap_or(&self.config.id);
             participants
                 .entry(owner.clone())
                 .or_default()

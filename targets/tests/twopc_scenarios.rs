@@ -498,3 +498,35 @@ fn a_duplicate_prepare_after_the_commit_was_forgotten_does_not_apply_twice() {
     assert_eq!(c.node("b").in_doubt() + c.node("c").in_doubt(), 0);
     assert_eq!(c.node("b").locked_keys() + c.node("c").locked_keys(), 0);
 }
+
+#[test]
+fn a_prepare_for_a_key_owned_elsewhere_is_refused_with_a_clear_vote() {
+    let c = Cluster::new(&[]);
+    let foreign = c.key_on("c", 0);
+    let mut b = TwoPc::recover(c.configs[1].clone(), Vec::new(), now_of(0));
+    let txn = targets::twopc::TxnId {
+        coordinator: "a".into(),
+        epoch: 1,
+        seq: 1,
+    };
+    let mut out = Out::default();
+    b.on_message(
+        now_of(0),
+        "a".into(),
+        TwoPcMsg::Prepare {
+            txn,
+            ops: vec![(0, targets::twopc::ShardOp::Read { key: foreign })],
+        },
+        &mut out,
+    );
+    let [(to, TwoPcMsg::Vote { vote, .. })] = &out.send[..] else {
+        panic!("expected one vote, got {:?}", out.send)
+    };
+    assert_eq!(to, "a");
+    let targets::twopc::Vote::No { code, message } = vote else {
+        panic!("voted yes for a foreign key")
+    };
+    assert_eq!(*code, ErrorCode::Aborted);
+    assert!(message.contains("not owned by b"), "{message}");
+    assert!(out.persist.is_empty());
+}
