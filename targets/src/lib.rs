@@ -5,3 +5,4 @@
 pub mod kv;
 pub mod protocol;
 pub mod sm;
+pub mod twopc;
