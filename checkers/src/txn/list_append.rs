@@ -1,0 +1,450 @@
+//! Inference for list-append histories: every read of a key returns the whole list of appended
+//! elements, so the longest read of a key fixes the order of its versions, and every other read
+//! must be a prefix of it. From that order come ww, wr and rw edges.
+use super::anomaly::{show, AnomalyKind, AnomalyType};
+use super::graph::{EdgeKind, EdgeList, RW, WR, WW};
+use super::intern::{fast_map, pair, FastMap};
+use super::parse::{MopKind, MopValue, Status, Txns};
+use super::{Explain, Finding};
+use crate::history::Value;
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Elem {
+    /// The micro-op that appended this element, or NONE.
+    writer: u32,
+    /// Position in the key's version order, or NONE when no read that fixed the order saw it.
+    pos: u32,
+    /// The writer appended to the same key again later in the same transaction.
+    intermediate: bool,
+}
+
+/// What list-append inference learned, kept for explaining edges.
+pub(crate) struct ListAppend<'a> {
+    txns: &'a Txns,
+    /// Per key: the read that fixes its version order (a slice of `txns.elems`).
+    order: Vec<(u32, u32)>,
+    elems: FastMap<u64, Elem>,
+}
+
+impl ListAppend<'_> {
+    fn order_of(&self, key: u32) -> &[u32] {
+        let (start, len) = self.order[key as usize];
+        &self.txns.elems[start as usize..(start + len) as usize]
+    }
+
+    fn writer(&self, key: u32, e: u32) -> Option<u32> {
+        self.elems
+            .get(&pair(key, e))
+            .filter(|x| x.writer != NONE)
+            .map(|x| self.txns.mop_txn[x.writer as usize])
+    }
+
+    fn committed_writer(&self, key: u32, e: u32) -> Option<u32> {
+        self.writer(key, e)
+            .filter(|&t| self.txns.txns[t as usize].status != Status::Fail)
+    }
+
+    /// The external reads of a transaction: reads of a key before it touched that key.
+    fn ext_reads(&self, t: u32) -> impl Iterator<Item = (u32, &[u32])> + '_ {
+        let r = self.txns.mops_of(t);
+        let mops = &self.txns.mops[r];
+        mops.iter().enumerate().filter_map(move |(i, m)| {
+            let first = !mops[..i].iter().any(|p| p.key == m.key);
+            match (m.kind, m.value, first) {
+                (MopKind::Read, v @ (MopValue::List { .. } | MopValue::Nil), true) => {
+                    Some((m.key, self.txns.list(v)))
+                }
+                _ => None,
+            }
+        })
+    }
+
+    fn key(&self, k: u32) -> String {
+        show(self.txns.keys.value(k))
+    }
+
+    fn val(&self, e: u32) -> String {
+        show(self.txns.values.value(e))
+    }
+}
+
+pub(crate) fn infer<'a>(
+    txns: &'a Txns,
+    edges: &mut EdgeList,
+    found: &mut Vec<Finding>,
+) -> ListAppend<'a> {
+    let nkeys = txns.keys.len();
+    let mut elems: FastMap<u64, Elem> = fast_map(txns.mops.len());
+    let mut reads_by_key: Vec<Vec<u32>> = vec![Vec::new(); nkeys];
+    let mut ext_reads: Vec<u32> = Vec::with_capacity(txns.mops.len());
+    // (key, length read, txn) for transactions that read a key and then appended to it.
+    let mut rmw: Vec<(u32, u32, u32)> = Vec::new();
+
+    for (t, txn) in txns.txns.iter().enumerate() {
+        let t = t as u32;
+        let range = txns.mops_of(t);
+        let mops = &txns.mops[range.clone()];
+        for (i, m) in mops.iter().enumerate() {
+            let mop = (range.start + i) as u32;
+            match (m.kind, m.value) {
+                (MopKind::Append, MopValue::Atom(e)) => {
+                    let later = mops[i + 1..]
+                        .iter()
+                        .any(|n| n.kind == MopKind::Append && n.key == m.key);
+                    elems.entry(pair(m.key, e)).or_insert(Elem {
+                        writer: mop,
+                        pos: NONE,
+                        intermediate: later,
+                    });
+                }
+                (MopKind::Read, v @ (MopValue::List { .. } | MopValue::Nil)) => {
+                    if txn.status != Status::Ok {
+                        continue;
+                    }
+                    reads_by_key[m.key as usize].push(mop);
+                    let earlier = &mops[..i];
+                    if !earlier.iter().any(|p| p.key == m.key) {
+                        ext_reads.push(mop);
+                        if mops[i + 1..]
+                            .iter()
+                            .any(|n| n.kind == MopKind::Append && n.key == m.key)
+                        {
+                            rmw.push((m.key, txns.list(v).len() as u32, t));
+                        }
+                    } else {
+                        check_internal(txns, t, earlier, m.key, txns.list(v), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let mut la = ListAppend {
+        txns,
+        order: vec![(0, 0); nkeys],
+        elems,
+    };
+
+    // Version orders, and the anomalies visible in them.
+    let mut seen = fast_map::<u32, ()>(64);
+    for (k, reads) in reads_by_key.iter().enumerate() {
+        let k = k as u32;
+        let Some(&longest) = reads.iter().max_by_key(|&&r| txns.list(txns.mops[r as usize].value).len()) else {
+            continue;
+        };
+        let lv = txns.mops[longest as usize].value;
+        let order = txns.list(lv);
+        seen.clear();
+        if let Some(dup) = order.iter().find(|&&e| seen.insert(e, ()).is_some()) {
+            found.push(Finding {
+                kind: AnomalyType::plain(AnomalyKind::DuplicateElements),
+                key: Some(k),
+                txns: vec![txns.mop_txn[longest as usize]],
+                text: format!(
+                    "T1 read key {} as {}, which holds {} more than once",
+                    la.key(k),
+                    render_list(&la, order),
+                    la.val(*dup)
+                ),
+            });
+            continue;
+        }
+        if let MopValue::List { start, len } = lv {
+            la.order[k as usize] = (start, len);
+        }
+        for (i, &e) in order.iter().enumerate() {
+            match la.elems.get_mut(&pair(k, e)) {
+                Some(x) => x.pos = i as u32,
+                None => {
+                    found.push(Finding {
+                        kind: AnomalyType::plain(AnomalyKind::GarbageRead),
+                        key: Some(k),
+                        txns: vec![txns.mop_txn[longest as usize]],
+                        text: format!(
+                            "T1 read {} in key {}, but no transaction appended it",
+                            la.val(e),
+                            la.key(k)
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
+        // Every read must be a prefix of the longest.
+        for &r in reads {
+            let list = txns.list(txns.mops[r as usize].value);
+            if order[..list.len()] != *list {
+                let (a, b) = (txns.mop_txn[longest as usize], txns.mop_txn[r as usize]);
+                found.push(Finding {
+                    kind: AnomalyType::plain(AnomalyKind::IncompatibleOrder),
+                    key: Some(k),
+                    txns: vec![a, b],
+                    text: format!(
+                        "T1 read key {} as {} but T2 read it as {}: neither is a prefix of the other, so no single order of appends explains both",
+                        la.key(k),
+                        render_list(&la, order),
+                        render_list(&la, list)
+                    ),
+                });
+                break;
+            }
+        }
+        // Aborted reads and dirty updates: an element of a failed transaction in the order.
+        let failed = order.iter().position(|&e| {
+            la.writer(k, e)
+                .is_some_and(|t| txns.txns[t as usize].status == Status::Fail)
+        });
+        if let Some(fp) = failed {
+            let fe = order[fp];
+            let ft = la.writer(k, fe).unwrap_or(NONE);
+            for &r in reads {
+                let list = txns.list(txns.mops[r as usize].value);
+                if list.len() > fp && list[fp] == fe {
+                    found.push(Finding {
+                        kind: AnomalyType::plain(AnomalyKind::G1a),
+                        key: Some(k),
+                        txns: vec![txns.mop_txn[r as usize], ft],
+                        text: format!(
+                            "T1 read key {} as {}, which includes the append of {} by T2, a transaction that failed",
+                            la.key(k),
+                            render_list(&la, list),
+                            la.val(fe)
+                        ),
+                    });
+                }
+            }
+            if let Some(&later) = order[fp + 1..]
+                .iter()
+                .find(|&&e| la.committed_writer(k, e).is_some())
+            {
+                let lt = la.writer(k, later).unwrap_or(NONE);
+                found.push(Finding {
+                    kind: AnomalyType::plain(AnomalyKind::DirtyUpdate),
+                    key: Some(k),
+                    txns: vec![ft, lt],
+                    text: format!(
+                        "T2 appended {} to key {} after the append of {} by T1, a transaction that failed: a committed write built on an aborted one",
+                        la.val(later),
+                        la.key(k),
+                        la.val(fe)
+                    ),
+                });
+            }
+        }
+        // Intermediate reads: the last element read was not its writer's final append.
+        for &r in reads {
+            let list = txns.list(txns.mops[r as usize].value);
+            let Some(&last) = list.last() else { continue };
+            let Some(x) = la.elems.get(&pair(k, last)) else {
+                continue;
+            };
+            let reader = txns.mop_txn[r as usize];
+            if x.intermediate && x.writer != NONE && txns.mop_txn[x.writer as usize] != reader {
+                found.push(Finding {
+                    kind: AnomalyType::plain(AnomalyKind::G1b),
+                    key: Some(k),
+                    txns: vec![reader, txns.mop_txn[x.writer as usize]],
+                    text: format!(
+                        "T1 read key {} as {}, ending in {}, an intermediate state: T2 appended more to key {} after {}",
+                        la.key(k),
+                        render_list(&la, list),
+                        la.val(last),
+                        la.key(k),
+                        la.val(last)
+                    ),
+                });
+            }
+        }
+        // ww edges between consecutive versions.
+        let mut prev: Option<u32> = None;
+        for &e in order {
+            let w = la.committed_writer(k, e);
+            if let (Some(a), Some(b)) = (prev, w) {
+                edges.add(a, b, WW);
+            }
+            prev = w;
+        }
+    }
+
+    // wr and rw edges from external reads.
+    for &r in &ext_reads {
+        let m = txns.mops[r as usize];
+        let reader = txns.mop_txn[r as usize];
+        let list = txns.list(m.value);
+        if let Some(w) = list.last().and_then(|&e| la.committed_writer(m.key, e)) {
+            edges.add(w, reader, WR);
+        }
+        let order = la.order_of(m.key);
+        if list.len() < order.len() && order[..list.len()] == *list {
+            if let Some(w) = la.committed_writer(m.key, order[list.len()]) {
+                edges.add(reader, w, RW);
+            }
+        }
+    }
+
+    // Lost updates: two committed transactions read the same version and both appended.
+    rmw.sort_unstable();
+    for group in rmw.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (k, len, _) = group[0];
+        let order = la.order_of(k);
+        if group.len() < 2 || len as usize > order.len() {
+            continue;
+        }
+        let names: Vec<String> = (1..=group.len()).map(|i| format!("T{i}")).collect();
+        found.push(Finding {
+            kind: AnomalyType::plain(AnomalyKind::LostUpdate),
+            key: Some(k),
+            txns: group.iter().map(|g| g.2).collect(),
+            text: format!(
+                "{} all read key {} as {} and then appended to it: each update was made without seeing the others",
+                names.join(", "),
+                la.key(k),
+                render_list(&la, &order[..len as usize])
+            ),
+        });
+    }
+    la
+}
+
+/// A read after the transaction's own reads or appends of a key must reflect exactly them.
+fn check_internal(
+    txns: &Txns,
+    t: u32,
+    earlier: &[super::parse::Mop],
+    key: u32,
+    got: &[u32],
+    found: &mut Vec<Finding>,
+) {
+    let last_read = earlier
+        .iter()
+        .rposition(|p| p.key == key && p.kind == MopKind::Read);
+    let since = last_read.map_or(0, |i| i + 1);
+    let appended: Vec<u32> = earlier[since..]
+        .iter()
+        .filter(|p| p.key == key && p.kind == MopKind::Append)
+        .filter_map(|p| match p.value {
+            MopValue::Atom(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let (ok, expected) = match last_read.map(|i| earlier[i].value) {
+        Some(v @ (MopValue::List { .. } | MopValue::Nil)) => {
+            let mut exp = txns.list(v).to_vec();
+            exp.extend_from_slice(&appended);
+            (got == exp.as_slice(), exp)
+        }
+        _ => (got.ends_with(&appended), appended),
+    };
+    if ok {
+        return;
+    }
+    let show_list = |l: &[u32]| {
+        let items: Vec<String> = l.iter().map(|&e| show(txns.values.value(e))).collect();
+        format!("[{}]", items.join(" "))
+    };
+    let what = if last_read.is_some() {
+        format!("exactly {}", show_list(&expected))
+    } else {
+        format!("a list ending in {}", show_list(&expected))
+    };
+    found.push(Finding {
+        kind: AnomalyType::plain(AnomalyKind::Internal),
+        key: Some(key),
+        txns: vec![t],
+        text: format!(
+            "T1 read key {} as {}, but its own earlier operations on that key imply {}",
+            show(txns.keys.value(key)),
+            show_list(got),
+            what
+        ),
+    });
+}
+
+fn render_list(la: &ListAppend, l: &[u32]) -> String {
+    let items: Vec<String> = l.iter().map(|&e| la.val(e)).collect();
+    format!("[{}]", items.join(" "))
+}
+
+impl Explain for ListAppend<'_> {
+    fn why(&self, a: u32, b: u32, kind: EdgeKind, na: &str, nb: &str) -> Option<(Value, Value, String)> {
+        let txns = self.txns;
+        match kind {
+            EdgeKind::Ww => txns.mops[txns.mops_of(b)].iter().find_map(|m| {
+                let MopValue::Atom(e) = m.value else { return None };
+                let pos = self.elems.get(&pair(m.key, e))?.pos;
+                if m.kind != MopKind::Append || pos == NONE || pos == 0 {
+                    return None;
+                }
+                let before = self.order_of(m.key)[pos as usize - 1];
+                (self.writer(m.key, before) == Some(a)).then(|| {
+                    (
+                        txns.keys.value(m.key).clone(),
+                        txns.values.value(e).clone(),
+                        format!(
+                            "{na} < {nb} because {nb} appended {} after {na} appended {} to key {}",
+                            self.val(e),
+                            self.val(before),
+                            self.key(m.key)
+                        ),
+                    )
+                })
+            }),
+            EdgeKind::Wr => self.ext_reads(b).find_map(|(k, list)| {
+                let &e = list.last()?;
+                (self.writer(k, e) == Some(a)).then(|| {
+                    (
+                        txns.keys.value(k).clone(),
+                        txns.values.value(e).clone(),
+                        format!(
+                            "{na} < {nb} because {nb} read {na}'s append of {} to key {}",
+                            self.val(e),
+                            self.key(k)
+                        ),
+                    )
+                })
+            }),
+            EdgeKind::Rw => self.ext_reads(a).find_map(|(k, list)| {
+                let order = self.order_of(k);
+                let &next = order.get(list.len())?;
+                (self.writer(k, next) == Some(b)).then(|| {
+                    let state = if list.is_empty() {
+                        format!("read key {} as empty", self.key(k))
+                    } else {
+                        format!("read the state of key {}", self.key(k))
+                    };
+                    (
+                        txns.keys.value(k).clone(),
+                        txns.values.value(next).clone(),
+                        format!("{na} < {nb} because {na} {state} before {nb} appended {}", self.val(next)),
+                    )
+                })
+            }),
+            EdgeKind::Process | EdgeKind::Realtime => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rw_edge_points_at_the_next_append() {
+        // T0 appends 1 to x; T1 reads x as [] (so before T0); T2 reads [1].
+        let h = crate::txn::tests::history(&[
+            (0, r#"[["append","x",1]]"#, r#"[["append","x",1]]"#),
+            (1, r#"[["r","x",null]]"#, r#"[["r","x",null]]"#),
+            (2, r#"[["r","x",null]]"#, r#"[["r","x",[1]]]"#),
+        ]);
+        let txns = super::super::parse::parse(&h, super::super::parse::Shape::ListAppend).unwrap();
+        let mut edges = EdgeList::default();
+        let mut found = Vec::new();
+        let _ = infer(&txns, &mut edges, &mut found);
+        edges.edges.sort();
+        assert!(found.is_empty());
+        assert_eq!(edges.edges, vec![(0, 2, WR), (1, 0, RW)]);
+    }
+}
