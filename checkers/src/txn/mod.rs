@@ -10,7 +10,7 @@
 //! ```
 mod anomaly;
 mod graph;
-mod intern;
+pub(crate) mod intern;
 mod list_append;
 mod model;
 mod parse;
