@@ -269,6 +269,29 @@ pub(crate) fn infer<'a>(
         }
     }
 
+    // Committed appends that no read observed come after every observed one: had one come
+    // earlier, the longest read (a later state, by the prefix property) would hold it.
+    let mut unobserved: Vec<(u32, u32)> = la
+        .elems
+        .iter()
+        .filter(|(_, x)| x.pos == NONE && x.writer != NONE)
+        .map(|(&kv, x)| ((kv >> 32) as u32, txns.mop_txn[x.writer as usize]))
+        .filter(|&(_, t)| txns.txns[t as usize].status == Status::Ok)
+        .collect();
+    unobserved.sort_unstable();
+    unobserved.dedup();
+    let unobserved_of = |k: u32| {
+        let lo = unobserved.partition_point(|&(k2, _)| k2 < k);
+        unobserved[lo..].iter().take_while(move |&&(k2, _)| k2 == k).map(|&(_, t)| t)
+    };
+    for k in 0..nkeys as u32 {
+        if let Some(w) = la.order_of(k).last().and_then(|&e| la.committed_writer(k, e)) {
+            for t in unobserved_of(k) {
+                edges.add(w, t, WW);
+            }
+        }
+    }
+
     // wr and rw edges from external reads.
     for &r in &ext_reads {
         let m = txns.mops[r as usize];
@@ -280,6 +303,10 @@ pub(crate) fn infer<'a>(
         let order = la.order_of(m.key);
         if list.len() < order.len() && order[..list.len()] == *list {
             if let Some(w) = la.committed_writer(m.key, order[list.len()]) {
+                edges.add(reader, w, RW);
+            }
+        } else if list.len() == order.len() && order == list {
+            for w in unobserved_of(m.key) {
                 edges.add(reader, w, RW);
             }
         }
@@ -375,10 +402,12 @@ impl Explain for ListAppend<'_> {
             EdgeKind::Ww => txns.mops[txns.mops_of(b)].iter().find_map(|m| {
                 let MopValue::Atom(e) = m.value else { return None };
                 let pos = self.elems.get(&pair(m.key, e))?.pos;
-                if m.kind != MopKind::Append || pos == NONE || pos == 0 {
+                let order = self.order_of(m.key);
+                if m.kind != MopKind::Append || pos == 0 || order.is_empty() {
                     return None;
                 }
-                let before = self.order_of(m.key)[pos as usize - 1];
+                // An unobserved append comes after the last observed element.
+                let before = if pos == NONE { order[order.len() - 1] } else { order[pos as usize - 1] };
                 (self.writer(m.key, before) == Some(a)).then(|| {
                     (
                         txns.keys.value(m.key).clone(),
@@ -408,7 +437,16 @@ impl Explain for ListAppend<'_> {
             }),
             EdgeKind::Rw => self.ext_reads(a).find_map(|(k, list)| {
                 let order = self.order_of(k);
-                let &next = order.get(list.len())?;
+                let next = match order.get(list.len()) {
+                    Some(&next) => next,
+                    // A read of the whole observed order precedes every unobserved append.
+                    None => txns.mops[txns.mops_of(b)].iter().find_map(|m| match m.value {
+                        MopValue::Atom(e) if m.kind == MopKind::Append && m.key == k => {
+                            (self.elems.get(&pair(k, e))?.pos == NONE).then_some(e)
+                        }
+                        _ => None,
+                    })?,
+                };
                 (self.writer(k, next) == Some(b)).then(|| {
                     let state = if list.is_empty() {
                         format!("read key {} as empty", self.key(k))

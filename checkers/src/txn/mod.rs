@@ -356,15 +356,16 @@ pub fn render_text(r: &Report) -> String {
         }
         let _ = writeln!(s, ":");
         for t in &a.txns {
-            let done = t.complete_index.map_or("never completed".to_string(), |c| format!("op {c}"));
+            let ops = match t.complete_index {
+                Some(c) => format!("ops {}-{c}", t.invoke_index),
+                None => format!("op {} (never completed)", t.invoke_index),
+            };
             let _ = writeln!(
                 s,
-                "  {} = process {}, {} ({}, invoked op {}): {}",
+                "  {} = {ops} (process {}, {}): {}",
                 t.name,
                 t.process,
                 t.outcome.as_str(),
-                done,
-                t.invoke_index,
                 t.value
             );
         }
