@@ -87,3 +87,30 @@ impl Atoms {
         self.values.len()
     }
 }
+
+/// Ids below this are small non-negative integers standing for themselves.
+const DIRECT: u64 = 1 << 31;
+
+/// Maps element values to ids without hashing the common case: a small non-negative integer is
+/// its own id; anything else is interned with an id of at least 2^31.
+#[derive(Default)]
+pub(crate) struct Elements {
+    others: Atoms,
+}
+
+impl Elements {
+    pub(crate) fn intern(&mut self, v: &Value) -> u32 {
+        match v.as_u64() {
+            Some(i) if i < DIRECT => i as u32,
+            _ => DIRECT as u32 + self.others.intern(v),
+        }
+    }
+
+    pub(crate) fn value(&self, id: u32) -> Value {
+        if u64::from(id) < DIRECT {
+            Value::from(id)
+        } else {
+            self.others.value(id - DIRECT as u32).clone()
+        }
+    }
+}

@@ -23,15 +23,29 @@ struct Elem {
 /// What list-append inference learned, kept for explaining edges.
 pub(crate) struct ListAppend<'a> {
     txns: &'a Txns,
-    /// Per key: the read that fixes its version order (a slice of `txns.elems`).
-    order: Vec<(u32, u32)>,
+    /// Per key: the read that fixes its version order (a slice of `txns.elems`), and where the
+    /// writers of those elements start in `order_writers`.
+    order: Vec<(u32, u32, u32)>,
+    /// For each element of each order: its writer transaction (NONE if nobody appended it),
+    /// with INTERMEDIATE set when that was not the writer's last append to the key.
+    order_writers: Vec<u32>,
     elems: FastMap<u64, Elem>,
 }
 
+const INTERMEDIATE: u32 = 1 << 31;
+
 impl ListAppend<'_> {
     fn order_of(&self, key: u32) -> &[u32] {
-        let (start, len) = self.order[key as usize];
+        let (start, len, _) = self.order[key as usize];
         &self.txns.elems[start as usize..(start + len) as usize]
+    }
+
+    /// The writer of the element at position `i` of the key's order, if it did not fail.
+    fn committed_at(&self, key: u32, i: usize) -> Option<u32> {
+        let (_, _, w) = self.order[key as usize];
+        let t = self.order_writers[w as usize + i];
+        (t != NONE && self.txns.txns[(t & !INTERMEDIATE) as usize].status != Status::Fail)
+            .then_some(t & !INTERMEDIATE)
     }
 
     fn writer(&self, key: u32, e: u32) -> Option<u32> {
@@ -66,7 +80,7 @@ impl ListAppend<'_> {
     }
 
     fn val(&self, e: u32) -> String {
-        show(self.txns.values.value(e))
+        show(&self.txns.values.value(e))
     }
 }
 
@@ -124,12 +138,12 @@ pub(crate) fn infer<'a>(
 
     let mut la = ListAppend {
         txns,
-        order: vec![(0, 0); nkeys],
+        order: vec![(0, 0, 0); nkeys],
+        order_writers: Vec::with_capacity(txns.mops.len()),
         elems,
     };
 
     // Version orders, and the anomalies visible in them.
-    let mut seen = fast_map::<u32, ()>(64);
     for (k, reads) in reads_by_key.iter().enumerate() {
         let k = k as u32;
         let Some(&longest) = reads.iter().max_by_key(|&&r| txns.list(txns.mops[r as usize].value).len()) else {
@@ -137,8 +151,33 @@ pub(crate) fn infer<'a>(
         };
         let lv = txns.mops[longest as usize].value;
         let order = txns.list(lv);
-        seen.clear();
-        if let Some(dup) = order.iter().find(|&&e| seen.insert(e, ()).is_some()) {
+        let wstart = la.order_writers.len();
+        let mut dup = None;
+        let mut garbage = None;
+        for (i, &e) in order.iter().enumerate() {
+            match la.elems.get_mut(&pair(k, e)) {
+                Some(x) if x.pos != NONE => {
+                    dup = Some(e);
+                    break;
+                }
+                Some(x) => {
+                    x.pos = i as u32;
+                    let t = txns.mop_txn[x.writer as usize];
+                    la.order_writers.push(if x.intermediate { t | INTERMEDIATE } else { t });
+                }
+                None => {
+                    garbage.get_or_insert(e);
+                    la.order_writers.push(NONE);
+                }
+            }
+        }
+        if let Some(dup) = dup {
+            for &e in order {
+                if let Some(x) = la.elems.get_mut(&pair(k, e)) {
+                    x.pos = NONE;
+                }
+            }
+            la.order_writers.truncate(wstart);
             found.push(Finding {
                 kind: AnomalyType::plain(AnomalyKind::DuplicateElements),
                 key: Some(k),
@@ -147,32 +186,27 @@ pub(crate) fn infer<'a>(
                     "T1 read key {} as {}, which holds {} more than once",
                     la.key(k),
                     render_list(&la, order),
-                    la.val(*dup)
+                    la.val(dup)
                 ),
             });
             continue;
         }
         if let MopValue::List { start, len } = lv {
-            la.order[k as usize] = (start, len);
+            la.order[k as usize] = (start, len, wstart as u32);
         }
-        for (i, &e) in order.iter().enumerate() {
-            match la.elems.get_mut(&pair(k, e)) {
-                Some(x) => x.pos = i as u32,
-                None => {
-                    found.push(Finding {
-                        kind: AnomalyType::plain(AnomalyKind::GarbageRead),
-                        key: Some(k),
-                        txns: vec![txns.mop_txn[longest as usize]],
-                        text: format!(
-                            "T1 read {} in key {}, but no transaction appended it",
-                            la.val(e),
-                            la.key(k)
-                        ),
-                    });
-                    break;
-                }
-            }
+        if let Some(e) = garbage {
+            found.push(Finding {
+                kind: AnomalyType::plain(AnomalyKind::GarbageRead),
+                key: Some(k),
+                txns: vec![txns.mop_txn[longest as usize]],
+                text: format!(
+                    "T1 read {} in key {}, but no transaction appended it",
+                    la.val(e),
+                    la.key(k)
+                ),
+            });
         }
+        let writers = &la.order_writers[wstart..];
         // Every read must be a prefix of the longest.
         for &r in reads {
             let list = txns.list(txns.mops[r as usize].value);
@@ -193,13 +227,12 @@ pub(crate) fn infer<'a>(
             }
         }
         // Aborted reads and dirty updates: an element of a failed transaction in the order.
-        let failed = order.iter().position(|&e| {
-            la.writer(k, e)
-                .is_some_and(|t| txns.txns[t as usize].status == Status::Fail)
+        let failed = writers.iter().position(|&t| {
+            t != NONE && txns.txns[(t & !INTERMEDIATE) as usize].status == Status::Fail
         });
         if let Some(fp) = failed {
             let fe = order[fp];
-            let ft = la.writer(k, fe).unwrap_or(NONE);
+            let ft = writers[fp] & !INTERMEDIATE;
             for &r in reads {
                 let list = txns.list(txns.mops[r as usize].value);
                 if list.len() > fp && list[fp] == fe {
@@ -216,11 +249,9 @@ pub(crate) fn infer<'a>(
                     });
                 }
             }
-            if let Some(&later) = order[fp + 1..]
-                .iter()
-                .find(|&&e| la.committed_writer(k, e).is_some())
-            {
-                let lt = la.writer(k, later).unwrap_or(NONE);
+            if let Some(lp) = (fp + 1..order.len()).find(|&i| la.committed_at(k, i).is_some()) {
+                let later = order[lp];
+                let lt = writers[lp] & !INTERMEDIATE;
                 found.push(Finding {
                     kind: AnomalyType::plain(AnomalyKind::DirtyUpdate),
                     key: Some(k),
@@ -238,15 +269,20 @@ pub(crate) fn infer<'a>(
         for &r in reads {
             let list = txns.list(txns.mops[r as usize].value);
             let Some(&last) = list.last() else { continue };
-            let Some(x) = la.elems.get(&pair(k, last)) else {
-                continue;
+            let w = if order[..list.len()] == *list {
+                writers[list.len() - 1]
+            } else {
+                match la.elems.get(&pair(k, last)) {
+                    Some(x) if x.intermediate => txns.mop_txn[x.writer as usize] | INTERMEDIATE,
+                    _ => NONE,
+                }
             };
             let reader = txns.mop_txn[r as usize];
-            if x.intermediate && x.writer != NONE && txns.mop_txn[x.writer as usize] != reader {
+            if w != NONE && w & INTERMEDIATE != 0 && w & !INTERMEDIATE != reader {
                 found.push(Finding {
                     kind: AnomalyType::plain(AnomalyKind::G1b),
                     key: Some(k),
-                    txns: vec![reader, txns.mop_txn[x.writer as usize]],
+                    txns: vec![reader, w & !INTERMEDIATE],
                     text: format!(
                         "T1 read key {} as {}, ending in {}, an intermediate state: T2 appended more to key {} after {}",
                         la.key(k),
@@ -260,8 +296,8 @@ pub(crate) fn infer<'a>(
         }
         // ww edges between consecutive versions.
         let mut prev: Option<u32> = None;
-        for &e in order {
-            let w = la.committed_writer(k, e);
+        for i in 0..order.len() {
+            let w = la.committed_at(k, i);
             if let (Some(a), Some(b)) = (prev, w) {
                 edges.add(a, b, WW);
             }
@@ -285,7 +321,8 @@ pub(crate) fn infer<'a>(
         unobserved[lo..].iter().take_while(move |&&(k2, _)| k2 == k).map(|&(_, t)| t)
     };
     for k in 0..nkeys as u32 {
-        if let Some(w) = la.order_of(k).last().and_then(|&e| la.committed_writer(k, e)) {
+        let len = la.order_of(k).len();
+        if let Some(w) = len.checked_sub(1).and_then(|i| la.committed_at(k, i)) {
             for t in unobserved_of(k) {
                 edges.add(w, t, WW);
             }
@@ -297,15 +334,21 @@ pub(crate) fn infer<'a>(
         let m = txns.mops[r as usize];
         let reader = txns.mop_txn[r as usize];
         let list = txns.list(m.value);
-        if let Some(w) = list.last().and_then(|&e| la.committed_writer(m.key, e)) {
+        let order = la.order_of(m.key);
+        let prefix = list.len() <= order.len() && order[..list.len()] == *list;
+        let wrote_last = match list.last() {
+            None => None,
+            Some(_) if prefix => la.committed_at(m.key, list.len() - 1),
+            Some(&e) => la.committed_writer(m.key, e),
+        };
+        if let Some(w) = wrote_last {
             edges.add(w, reader, WR);
         }
-        let order = la.order_of(m.key);
-        if list.len() < order.len() && order[..list.len()] == *list {
-            if let Some(w) = la.committed_writer(m.key, order[list.len()]) {
+        if prefix && list.len() < order.len() {
+            if let Some(w) = la.committed_at(m.key, list.len()) {
                 edges.add(reader, w, RW);
             }
-        } else if list.len() == order.len() && order == list {
+        } else if prefix {
             for w in unobserved_of(m.key) {
                 edges.add(reader, w, RW);
             }
@@ -369,7 +412,7 @@ fn check_internal(
         return;
     }
     let show_list = |l: &[u32]| {
-        let items: Vec<String> = l.iter().map(|&e| show(txns.values.value(e))).collect();
+        let items: Vec<String> = l.iter().map(|&e| show(&txns.values.value(e))).collect();
         format!("[{}]", items.join(" "))
     };
     let what = if last_read.is_some() {
@@ -411,7 +454,7 @@ impl Explain for ListAppend<'_> {
                 (self.writer(m.key, before) == Some(a)).then(|| {
                     (
                         txns.keys.value(m.key).clone(),
-                        txns.values.value(e).clone(),
+                        txns.values.value(e),
                         format!(
                             "{na} < {nb} because {nb} appended {} after {na} appended {} to key {}",
                             self.val(e),
@@ -426,7 +469,7 @@ impl Explain for ListAppend<'_> {
                 (self.writer(k, e) == Some(a)).then(|| {
                     (
                         txns.keys.value(k).clone(),
-                        txns.values.value(e).clone(),
+                        txns.values.value(e),
                         format!(
                             "{na} < {nb} because {nb} read {na}'s append of {} to key {}",
                             self.val(e),
@@ -455,7 +498,7 @@ impl Explain for ListAppend<'_> {
                     };
                     (
                         txns.keys.value(k).clone(),
-                        txns.values.value(next).clone(),
+                        txns.values.value(next),
                         format!("{na} < {nb} because {na} {state} before {nb} appended {}", self.val(next)),
                     )
                 })

@@ -155,7 +155,10 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
         Workload::RwRegister => Shape::RwRegister,
     };
     let txns = parse::parse(h, shape)?;
-    let mut edges = EdgeList::default();
+    // Roughly: realtime and process edges plus ww, wr and rw per micro-op.
+    let mut edges = EdgeList {
+        edges: Vec::with_capacity(txns.txns.len() * 4 + txns.mops.len() * 2),
+    };
     let mut found = Vec::new();
     graph::add_order_edges(h, &txns, &mut edges, true, true);
     let la;

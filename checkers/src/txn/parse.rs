@@ -1,7 +1,7 @@
 //! Turns a [`History`] of `txn` operations into arenas of transactions and micro-operations.
 use crate::history::{History, OpType, PairingError, Process, Value};
 
-use super::intern::Atoms;
+use super::intern::{Atoms, Elements};
 
 /// A transactional history that cannot be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +70,7 @@ pub(crate) struct Txns {
     /// Elements of list reads.
     pub elems: Vec<u32>,
     pub keys: Atoms,
-    pub values: Atoms,
+    pub values: Elements,
 }
 
 /// Whether list reads are expected (list-append) or single values (rw-register).

@@ -62,7 +62,7 @@ impl RwRegister<'_> {
         if v == NIL {
             "null".into()
         } else {
-            show(self.txns.values.value(v))
+            show(&self.txns.values.value(v))
         }
     }
 
@@ -70,7 +70,7 @@ impl RwRegister<'_> {
         if v == NIL {
             Value::Null
         } else {
-            self.txns.values.value(v).clone()
+            self.txns.values.value(v)
         }
     }
 }
