@@ -103,7 +103,11 @@ fn generate(n: usize, seed: u64, stale: f64) -> History {
                 if stale > 0.0 && !l.is_empty() && rng.random_bool(stale) {
                     l = &l[..l.len() - 1];
                 }
-                complete.push(json!(["r", k, if l.is_empty() { Value::Null } else { json!(l) }]));
+                complete.push(json!([
+                    "r",
+                    k,
+                    if l.is_empty() { Value::Null } else { json!(l) }
+                ]));
             } else {
                 next_value += 1;
                 lists[k].push(next_value);
@@ -132,10 +136,22 @@ fn thread_cpu_seconds() -> Option<f64> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `--invalid`: 1% of reads miss the latest append, so the history is full of anomalies.
-    let stale = if args.iter().any(|a| a == "--invalid") { 0.01 } else { 0.0 };
+    let stale = if args.iter().any(|a| a == "--invalid") {
+        0.01
+    } else {
+        0.0
+    };
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000, 1_000_000] } else { sizes };
-    let kind = if stale > 0.0 { "invalid (1% stale reads)" } else { "valid" };
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let kind = if stale > 0.0 {
+        "invalid (1% stale reads)"
+    } else {
+        "valid"
+    };
     println!("list-append check, {kind} histories ({PROCESSES} processes, 1-4 micro-ops, {WRITES_PER_KEY} appends per key)");
     println!(
         "{:>9} {:>5} {:>12} {:>11} {:>13} {:>14} {:>11}",
@@ -145,27 +161,35 @@ fn main() {
         let before = CURRENT.load(Ordering::Relaxed);
         let h = generate(n, 42, stale);
         let history_mb = (CURRENT.load(Ordering::Relaxed) - before) as f64 / 1e6;
-        let runs = if n <= 10_000 { 11 } else if n <= 100_000 { 5 } else { 3 };
+        let runs = if n <= 10_000 {
+            11
+        } else if n <= 100_000 {
+            5
+        } else {
+            3
+        };
         let mut times = Vec::new();
         let mut cpus = Vec::new();
         let mut peaks = Vec::new();
-        let mut runs_done = 0;
-        for _ in 0..runs {
+        for run in 0..runs {
             let base = CURRENT.load(Ordering::Relaxed);
             PEAK.store(base, Ordering::Relaxed);
             let t = Instant::now();
             let c = thread_cpu_seconds();
-            let r = txn::check(&h, &Options::list_append()).expect("generated history is well-formed");
+            let r =
+                txn::check(&h, &Options::list_append()).expect("generated history is well-formed");
             let wall = t.elapsed().as_secs_f64();
             times.push(wall);
             cpus.push(c.zip(thread_cpu_seconds()).map_or(wall, |(a, b)| b - a));
             peaks.push((PEAK.load(Ordering::Relaxed) - base) as f64 / 1e6);
             if stale == 0.0 {
                 assert_eq!(r.verdict, Verdict::Valid, "{}", txn::render_text(&r));
-            } else if runs_done == 0 {
-                println!("  verdict {}, anomalies {:?}, cyclic components {}", r.verdict, r.anomaly_counts, r.stats.cyclic_components);
+            } else if run == 0 {
+                println!(
+                    "  verdict {}, anomalies {:?}, cyclic components {}",
+                    r.verdict, r.anomaly_counts, r.stats.cyclic_components
+                );
             }
-            runs_done += 1;
             assert_eq!(r.stats.txns, n);
         }
         let median = |v: &mut Vec<f64>| {

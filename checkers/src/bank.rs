@@ -136,7 +136,10 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
             record(
                 BankAnomalyKind::NegativeBalance,
                 Some(account.clone()),
-                format!("the read completed at op {} shows account {account} at {b}, below zero", c.index),
+                format!(
+                    "the read completed at op {} shows account {account} at {b}, below zero",
+                    c.index
+                ),
             );
         }
         if bad {
@@ -164,7 +167,11 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let total = r.expected_total.map_or("unknown".into(), |t| t.to_string());
-    let _ = writeln!(s, "bank check: {} ({} reads, {} bad, expected total {total})", r.verdict, r.reads, r.bad_reads);
+    let _ = writeln!(
+        s,
+        "bank check: {} ({} reads, {} bad, expected total {total})",
+        r.verdict, r.reads, r.bad_reads
+    );
     if r.reads == 0 {
         let _ = writeln!(s, "no successful reads: nothing to check");
     }
@@ -172,7 +179,11 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "  {}", a.explanation);
     }
     if r.bad_reads > r.anomalies.len() {
-        let _ = writeln!(s, "  ... and {} more bad reads", r.bad_reads - r.anomalies.len());
+        let _ = writeln!(
+            s,
+            "  ... and {} more bad reads",
+            r.bad_reads - r.anomalies.len()
+        );
     }
     s
 }
@@ -197,16 +208,29 @@ mod tests {
     }
 
     fn read(i: u64, balances: Value) -> [Op; 2] {
-        [op(i, 0, OpType::Invoke, "read", Value::Null), op(i + 1, 0, OpType::Ok, "read", balances)]
+        [
+            op(i, 0, OpType::Invoke, "read", Value::Null),
+            op(i + 1, 0, OpType::Ok, "read", balances),
+        ]
     }
 
     #[test]
     fn conserved_totals_are_valid() {
         let t = json!({"from": 0, "to": 1, "amount": 5});
-        let mut ops = vec![op(0, 1, OpType::Invoke, "transfer", t.clone()), op(1, 1, OpType::Ok, "transfer", t)];
+        let mut ops = vec![
+            op(0, 1, OpType::Invoke, "transfer", t.clone()),
+            op(1, 1, OpType::Ok, "transfer", t),
+        ];
         ops.extend(read(2, json!({"0": 5, "1": 15})));
         ops.extend(read(4, json!({"0": 10, "1": 10})));
-        let r = check(&History::new(ops), &Options { total: Some(20), ..Default::default() }).unwrap();
+        let r = check(
+            &History::new(ops),
+            &Options {
+                total: Some(20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(r.verdict, Verdict::Valid);
         assert_eq!(r.reads, 2);
     }
@@ -221,7 +245,10 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Invalid);
         assert_eq!(r.bad_reads, 2);
         let first = r.first_violation.unwrap();
-        assert_eq!((first.kind, first.index), (BankAnomalyKind::NegativeBalance, 3));
+        assert_eq!(
+            (first.kind, first.index),
+            (BankAnomalyKind::NegativeBalance, 3)
+        );
         assert_eq!(first.account.as_deref(), Some("1"));
         assert_eq!(r.anomalies[1].kind, BankAnomalyKind::WrongTotal);
         assert_eq!(r.anomalies[1].total, 14);
@@ -231,6 +258,9 @@ mod tests {
     fn non_numeric_balance_is_an_input_error() {
         let h = History::new(read(0, json!({"0": "ten"})).to_vec());
         let e = check(&h, &Options::default()).unwrap_err();
-        assert_eq!(e.to_string(), "op 1: balance of account 0 is \"ten\", not an integer");
+        assert_eq!(
+            e.to_string(),
+            "op 1: balance of account 0 is \"ten\", not an integer"
+        );
     }
 }

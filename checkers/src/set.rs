@@ -135,7 +135,11 @@ pub fn check(h: &History, _opts: &Options) -> Result<Report, InputError> {
     reads.sort_by_key(|r| r.invoked_at);
 
     let attempted = adds.iter().filter(|a| a.is_some()).count();
-    let acknowledged = adds.iter().flatten().filter(|a| a.outcome == Outcome::Ok).count();
+    let acknowledged = adds
+        .iter()
+        .flatten()
+        .filter(|a| a.outcome == Outcome::Ok)
+        .count();
     let mut report = Report {
         verdict: Verdict::Unknown,
         attempted,
@@ -191,7 +195,9 @@ pub fn check(h: &History, _opts: &Options) -> Result<Report, InputError> {
         // after the last one that missed it.
         let from = reads.partition_point(|r| r.invoked_at < add.acked_at);
         let later = &reads[from..];
-        let last_miss = later.iter().rposition(|r| r.elems.binary_search(&e).is_err());
+        let last_miss = later
+            .iter()
+            .rposition(|r| r.elems.binary_search(&e).is_err());
         if last_miss.is_some() {
             report.stale.push(atoms.value(e).clone());
         }
@@ -212,7 +218,10 @@ pub fn check(h: &History, _opts: &Options) -> Result<Report, InputError> {
             slowest: atoms.value(slowest).clone(),
         });
     }
-    report.verdict = if report.lost.is_empty() && report.unexpected.is_empty() && report.failed_present.is_empty() {
+    report.verdict = if report.lost.is_empty()
+        && report.unexpected.is_empty()
+        && report.failed_present.is_empty()
+    {
         Verdict::Valid
     } else {
         Verdict::Invalid
@@ -250,7 +259,10 @@ pub fn render_text(r: &Report) -> String {
         ("unexpected (never added)", &r.unexpected),
         ("failed-present (add failed, yet read)", &r.failed_present),
         ("recovered (unknown outcome, present)", &r.recovered),
-        ("stale (missing from a read after acknowledgement)", &r.stale),
+        (
+            "stale (missing from a read after acknowledgement)",
+            &r.stale,
+        ),
     ] {
         if !vs.is_empty() {
             let _ = writeln!(s, "{name}: {}: {}", vs.len(), list(vs));
@@ -289,10 +301,12 @@ mod tests {
             self
         }
         fn add(&mut self, p: u64, e: i64, outcome: OpType) -> &mut Self {
-            self.op(p, OpType::Invoke, "add", json!(e)).op(p, outcome, "add", json!(e))
+            self.op(p, OpType::Invoke, "add", json!(e))
+                .op(p, outcome, "add", json!(e))
         }
         fn read(&mut self, p: u64, elems: Value) -> &mut Self {
-            self.op(p, OpType::Invoke, "read", Value::Null).op(p, OpType::Ok, "read", elems)
+            self.op(p, OpType::Invoke, "read", Value::Null)
+                .op(p, OpType::Ok, "read", elems)
         }
     }
 
@@ -317,7 +331,10 @@ mod tests {
     fn stable_latency_counts_from_ack_to_first_read_of_the_stable_run() {
         // add 1 acked at t=100; read at t=200 misses it (stale); read at t=400 and later see it.
         let mut b = B(Vec::new());
-        b.add(0, 1, OpType::Ok).read(1, json!([])).read(1, json!([1])).read(1, json!([1]));
+        b.add(0, 1, OpType::Ok)
+            .read(1, json!([]))
+            .read(1, json!([1]))
+            .read(1, json!([1]));
         let r = check(&History::new(b.0), &Options::default()).unwrap();
         assert_eq!(r.verdict, Verdict::Valid);
         assert_eq!(r.stale, vec![json!(1)]);

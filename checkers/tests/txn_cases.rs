@@ -53,7 +53,12 @@ fn read_expected(path: &Path) -> Expected {
     let list = |k: &str| -> Vec<&str> {
         fields
             .get(k)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut options = match fields.get("workload").copied() {
@@ -74,7 +79,10 @@ fn read_expected(path: &Path) -> Expected {
     Expected {
         options,
         verdict,
-        anomalies: list("anomalies").iter().map(|a| a.parse().unwrap()).collect(),
+        anomalies: list("anomalies")
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect(),
         weakest: fields
             .contains_key("weakest")
             .then(|| list("weakest").iter().map(|m| m.parse().unwrap()).collect()),
@@ -95,24 +103,45 @@ fn cases() -> Vec<(String, PathBuf)> {
 #[test]
 fn every_hand_built_history_gets_its_expected_verdict_and_anomalies() {
     let cases = cases();
-    assert!(cases.len() >= 20, "expected the case directory to be populated");
+    assert!(
+        cases.len() >= 20,
+        "expected the case directory to be populated"
+    );
     let mut failures = Vec::new();
     for (name, path) in &cases {
         let h = read_history(path);
         let exp = read_expected(&path.with_extension("expected"));
         let report = txn::check(&h, &exp.options).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let found: BTreeSet<AnomalyType> =
-            report.anomaly_counts.keys().map(|a| a.parse().unwrap()).collect();
-        let show = |s: &BTreeSet<AnomalyType>| s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let found: BTreeSet<AnomalyType> = report
+            .anomaly_counts
+            .keys()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let show = |s: &BTreeSet<AnomalyType>| {
+            s.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if found != exp.anomalies {
-            failures.push(format!("{name}: anomalies [{}], expected [{}]", show(&found), show(&exp.anomalies)));
+            failures.push(format!(
+                "{name}: anomalies [{}], expected [{}]",
+                show(&found),
+                show(&exp.anomalies)
+            ));
         }
         if report.verdict != exp.verdict {
-            failures.push(format!("{name}: verdict {}, expected {}", report.verdict, exp.verdict));
+            failures.push(format!(
+                "{name}: verdict {}, expected {}",
+                report.verdict, exp.verdict
+            ));
         }
         if let Some(w) = &exp.weakest {
             if &report.weakest_ruled_out != w {
-                failures.push(format!("{name}: weakest {:?}, expected {w:?}", report.weakest_ruled_out));
+                failures.push(format!(
+                    "{name}: weakest {:?}, expected {w:?}",
+                    report.weakest_ruled_out
+                ));
             }
         }
         // Every anomaly carries evidence: transactions by history index, and for cycles one
@@ -122,7 +151,12 @@ fn every_hand_built_history_gets_its_expected_verdict_and_anomalies() {
                 assert!(a.cycle.len() >= 2, "{name}: {} without steps", a.kind);
                 assert_eq!(a.cycle.len(), a.txns.len(), "{name}");
                 for s in &a.cycle {
-                    assert!(s.explanation.starts_with(&format!("{} < {} because", s.from, s.to)), "{name}: {}", s.explanation);
+                    assert!(
+                        s.explanation
+                            .starts_with(&format!("{} < {} because", s.from, s.to)),
+                        "{name}: {}",
+                        s.explanation
+                    );
                 }
             }
         }
@@ -152,13 +186,20 @@ fn reports_serialise_to_json() {
 
 #[test]
 fn malformed_micro_ops_are_input_errors_naming_the_op() {
-    let line = r#"{"index":4,"time":0,"process":0,"type":"invoke","f":"txn","value":[["append",1]]}"#;
+    let line =
+        r#"{"index":4,"time":0,"process":0,"type":"invoke","f":"txn","value":[["append",1]]}"#;
     let h = History::new(vec![serde_json::from_str(line).unwrap()]);
     let e = txn::check(&h, &Options::list_append()).unwrap_err();
-    assert_eq!(e.to_string(), r#"op 4: micro-op ["append",1]: expected [f, key, value]"#);
+    assert_eq!(
+        e.to_string(),
+        r#"op 4: micro-op ["append",1]: expected [f, key, value]"#
+    );
     let line = r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["w",1,2]]}"#;
     let h = History::new(vec![serde_json::from_str(line).unwrap()]);
     let e = txn::check(&h, &Options::list_append()).unwrap_err();
-    assert!(e.to_string().contains("a write in a list-append history"), "{e}");
+    assert!(
+        e.to_string().contains("a write in a list-append history"),
+        "{e}"
+    );
     assert_eq!(Options::rw_register().workload, Workload::RwRegister);
 }

@@ -136,7 +136,14 @@ impl Sim {
 /// Simulates `procs` clients running `txns` random transactions over `keys` keys, then a fixed
 /// tail (a write that completes, then a read of it by another process) and a final read of
 /// every key.
-fn simulate(store: Store, bug: Bug, seed: u64, procs: usize, txns: usize, keys: u32) -> (History, usize) {
+fn simulate(
+    store: Store,
+    bug: Bug,
+    seed: u64,
+    procs: usize,
+    txns: usize,
+    keys: u32,
+) -> (History, usize) {
     let mut sim = Sim {
         store,
         bug,

@@ -586,7 +586,11 @@ fn shortest_in(
                                         path.push((u, here, EdgeKind::from_bit(l)));
                                         break;
                                     }
-                                    path.push((part[prev as usize / STATES], here, EdgeKind::from_bit(l)));
+                                    path.push((
+                                        part[prev as usize / STATES],
+                                        here,
+                                        EdgeKind::from_bit(l),
+                                    ));
                                     at = prev as usize;
                                 }
                                 path.reverse();
@@ -648,7 +652,10 @@ mod tests {
     #[test]
     fn g_single_is_shortest_cycle_with_one_rw() {
         // 0 -rw-> 1 -wr-> 0 is G-single; the long way round 0 -rw-> 2 -rw-> 3 -ww-> 0 is G2.
-        let g = graph(4, &[(0, 1, RW), (1, 0, WR), (0, 2, RW), (2, 3, RW), (3, 0, WW)]);
+        let g = graph(
+            4,
+            &[(0, 1, RW), (1, 0, WR), (0, 2, RW), (2, 3, RW), (3, 0, WW)],
+        );
         let comp = &g.cyclic_components()[0];
         let cycles = find_cycles(&g, comp, &mut budget());
         let shapes: Vec<Shape> = cycles.iter().map(|c| c.shape).collect();
@@ -678,6 +685,9 @@ mod tests {
         let comp = &g.cyclic_components()[0];
         let c = find_cycles(&g, comp, &mut budget());
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].shape, c[0].variant), (Shape::GSingle, Variant::Realtime));
+        assert_eq!(
+            (c[0].shape, c[0].variant),
+            (Shape::GSingle, Variant::Realtime)
+        );
     }
 }

@@ -146,7 +146,10 @@ pub(crate) fn infer<'a>(
     // Version orders, and the anomalies visible in them.
     for (k, reads) in reads_by_key.iter().enumerate() {
         let k = k as u32;
-        let Some(&longest) = reads.iter().max_by_key(|&&r| txns.list(txns.mops[r as usize].value).len()) else {
+        let Some(&longest) = reads
+            .iter()
+            .max_by_key(|&&r| txns.list(txns.mops[r as usize].value).len())
+        else {
             continue;
         };
         let lv = txns.mops[longest as usize].value;
@@ -163,7 +166,8 @@ pub(crate) fn infer<'a>(
                 Some(x) => {
                     x.pos = i as u32;
                     let t = txns.mop_txn[x.writer as usize];
-                    la.order_writers.push(if x.intermediate { t | INTERMEDIATE } else { t });
+                    la.order_writers
+                        .push(if x.intermediate { t | INTERMEDIATE } else { t });
                 }
                 None => {
                     garbage.get_or_insert(e);
@@ -318,7 +322,10 @@ pub(crate) fn infer<'a>(
     unobserved.dedup();
     let unobserved_of = |k: u32| {
         let lo = unobserved.partition_point(|&(k2, _)| k2 < k);
-        unobserved[lo..].iter().take_while(move |&&(k2, _)| k2 == k).map(|&(_, t)| t)
+        unobserved[lo..]
+            .iter()
+            .take_while(move |&&(k2, _)| k2 == k)
+            .map(|&(_, t)| t)
     };
     for k in 0..nkeys as u32 {
         let len = la.order_of(k).len();
@@ -439,18 +446,31 @@ fn render_list(la: &ListAppend, l: &[u32]) -> String {
 }
 
 impl Explain for ListAppend<'_> {
-    fn why(&self, a: u32, b: u32, kind: EdgeKind, na: &str, nb: &str) -> Option<(Value, Value, String)> {
+    fn why(
+        &self,
+        a: u32,
+        b: u32,
+        kind: EdgeKind,
+        na: &str,
+        nb: &str,
+    ) -> Option<(Value, Value, String)> {
         let txns = self.txns;
         match kind {
             EdgeKind::Ww => txns.mops[txns.mops_of(b)].iter().find_map(|m| {
-                let MopValue::Atom(e) = m.value else { return None };
+                let MopValue::Atom(e) = m.value else {
+                    return None;
+                };
                 let pos = self.elems.get(&pair(m.key, e))?.pos;
                 let order = self.order_of(m.key);
                 if m.kind != MopKind::Append || pos == 0 || order.is_empty() {
                     return None;
                 }
                 // An unobserved append comes after the last observed element.
-                let before = if pos == NONE { order[order.len() - 1] } else { order[pos as usize - 1] };
+                let before = if pos == NONE {
+                    order[order.len() - 1]
+                } else {
+                    order[pos as usize - 1]
+                };
                 (self.writer(m.key, before) == Some(a)).then(|| {
                     (
                         txns.keys.value(m.key).clone(),
@@ -483,12 +503,14 @@ impl Explain for ListAppend<'_> {
                 let next = match order.get(list.len()) {
                     Some(&next) => next,
                     // A read of the whole observed order precedes every unobserved append.
-                    None => txns.mops[txns.mops_of(b)].iter().find_map(|m| match m.value {
-                        MopValue::Atom(e) if m.kind == MopKind::Append && m.key == k => {
-                            (self.elems.get(&pair(k, e))?.pos == NONE).then_some(e)
-                        }
-                        _ => None,
-                    })?,
+                    None => txns.mops[txns.mops_of(b)]
+                        .iter()
+                        .find_map(|m| match m.value {
+                            MopValue::Atom(e) if m.kind == MopKind::Append && m.key == k => {
+                                (self.elems.get(&pair(k, e))?.pos == NONE).then_some(e)
+                            }
+                            _ => None,
+                        })?,
                 };
                 (self.writer(k, next) == Some(b)).then(|| {
                     let state = if list.is_empty() {
@@ -499,7 +521,10 @@ impl Explain for ListAppend<'_> {
                     (
                         txns.keys.value(k).clone(),
                         txns.values.value(next),
-                        format!("{na} < {nb} because {na} {state} before {nb} appended {}", self.val(next)),
+                        format!(
+                            "{na} < {nb} because {na} {state} before {nb} appended {}",
+                            self.val(next)
+                        ),
                     )
                 })
             }),

@@ -145,7 +145,14 @@ pub(crate) struct Finding {
 
 /// Explains a data-dependency edge: the key, the value, and a sentence naming both ends.
 pub(crate) trait Explain {
-    fn why(&self, a: u32, b: u32, kind: EdgeKind, na: &str, nb: &str) -> Option<(Value, Value, String)>;
+    fn why(
+        &self,
+        a: u32,
+        b: u32,
+        kind: EdgeKind,
+        na: &str,
+        nb: &str,
+    ) -> Option<(Value, Value, String)>;
 }
 
 /// Checks a transactional history.
@@ -198,7 +205,12 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
         }
     };
     for f in found {
-        let refs = f.txns.iter().enumerate().map(|(i, &t)| txn_ref(h, &txns, t, i)).collect();
+        let refs = f
+            .txns
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| txn_ref(h, &txns, t, i))
+            .collect();
         keep(
             Anomaly {
                 kind: f.kind,
@@ -243,7 +255,10 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
         verdict,
         workload: opts.workload,
         consistency_model: opts.consistency_model,
-        anomaly_counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        anomaly_counts: counts
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         ruled_out,
         weakest_ruled_out,
         anomalies,
@@ -285,7 +300,10 @@ fn explain_cycle(h: &History, txns: &Txns, explain: &dyn Explain, c: &graph::Cyc
             EdgeKind::Process => (
                 None,
                 None,
-                format!("{na} < {nb} because process {} ran {na} before {nb}", h.ops[ta.invoke as usize].process),
+                format!(
+                    "{na} < {nb} because process {} ran {na} before {nb}",
+                    h.ops[ta.invoke as usize].process
+                ),
             ),
             EdgeKind::Realtime => (
                 None,
@@ -321,7 +339,11 @@ fn explain_cycle(h: &History, txns: &Txns, explain: &dyn Explain, c: &graph::Cyc
     Anomaly {
         kind: AnomalyType::of_cycle(c.shape, c.variant),
         key: None,
-        txns: nodes.iter().enumerate().map(|(i, &t)| txn_ref(h, txns, t, i)).collect(),
+        txns: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| txn_ref(h, txns, t, i))
+            .collect(),
         cycle: steps,
         explanation: text,
     }
@@ -334,7 +356,11 @@ pub fn render_text(r: &Report) -> String {
         Workload::ListAppend => "list-append",
         Workload::RwRegister => "rw-register",
     };
-    let _ = writeln!(s, "{workload} check under {}: {}", r.consistency_model, r.verdict);
+    let _ = writeln!(
+        s,
+        "{workload} check under {}: {}",
+        r.consistency_model, r.verdict
+    );
     let _ = writeln!(
         s,
         "{} transactions, {} dependency edges, {} cyclic components",
@@ -344,7 +370,11 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "no anomalies found");
         return s;
     }
-    let counts: Vec<String> = r.anomaly_counts.iter().map(|(k, v)| format!("{k} ({v})")).collect();
+    let counts: Vec<String> = r
+        .anomaly_counts
+        .iter()
+        .map(|(k, v)| format!("{k} ({v})"))
+        .collect();
     let _ = writeln!(s, "anomalies: {}", counts.join(", "));
     if !r.ruled_out.is_empty() {
         let all: Vec<&str> = r.ruled_out.iter().map(|m| m.name()).collect();
@@ -376,7 +406,11 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(s, "  {}", a.explanation);
         } else {
             for (i, step) in a.cycle.iter().enumerate() {
-                let end = if i + 1 == a.cycle.len() { ": a cycle." } else { ";" };
+                let end = if i + 1 == a.cycle.len() {
+                    ": a cycle."
+                } else {
+                    ";"
+                };
                 let _ = writeln!(s, "  {}{end}", step.explanation);
             }
         }

@@ -76,9 +76,7 @@ impl ConsistencyModel {
     /// The data-dependency strength underneath the session or realtime guarantee.
     fn base(self) -> ConsistencyModel {
         match self {
-            M::StrongSessionSnapshotIsolation | M::StrongSnapshotIsolation => {
-                M::SnapshotIsolation
-            }
+            M::StrongSessionSnapshotIsolation | M::StrongSnapshotIsolation => M::SnapshotIsolation,
             M::StrongSessionSerializable | M::StrictSerializable => M::Serializable,
             m => m,
         }
@@ -201,7 +199,10 @@ mod tests {
         for m in M::ALL {
             assert_eq!(m.name().parse::<M>().unwrap(), m);
         }
-        assert_eq!(t("G-nonadjacent-process").to_string(), "G-nonadjacent-process");
+        assert_eq!(
+            t("G-nonadjacent-process").to_string(),
+            "G-nonadjacent-process"
+        );
         assert!("lost-update-realtime".parse::<AnomalyType>().is_err());
     }
 }

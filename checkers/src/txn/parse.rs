@@ -126,7 +126,10 @@ pub(crate) fn parse(h: &History, shape: Shape) -> Result<Txns, InputError> {
         let t = out.txns.len() as u32;
         let mops_start = out.mops.len() as u32;
         let Some(list) = src.value.as_array() else {
-            return Err(malformed(src.index, "a txn value must be an array of micro-ops"));
+            return Err(malformed(
+                src.index,
+                "a txn value must be an array of micro-ops",
+            ));
         };
         for m in list {
             let mop = parse_mop(&mut out, m, src.index, status == Status::Ok, shape)?;

@@ -174,7 +174,11 @@ pub(crate) fn infer<'a>(
                 kind: AnomalyType::plain(AnomalyKind::GarbageRead),
                 key: Some(k),
                 txns: vec![reader],
-                text: format!("T1 read {} from key {}, but no transaction wrote it", rr.val(v), rr.key(k)),
+                text: format!(
+                    "T1 read {} from key {}, but no transaction wrote it",
+                    rr.val(v),
+                    rr.key(k)
+                ),
             });
             continue;
         };
@@ -219,7 +223,10 @@ pub(crate) fn infer<'a>(
     let mut roots: Vec<(u32, u32, u32)> = Vec::new();
     for (&kv, w) in &rr.writes {
         let t = txns.mop_txn[w.mop as usize];
-        if txns.txns[t as usize].status != Status::Fail && !w.intermediate && !has_pred.contains_key(&kv) {
+        if txns.txns[t as usize].status != Status::Fail
+            && !w.intermediate
+            && !has_pred.contains_key(&kv)
+        {
             roots.push(((kv >> 32) as u32, NIL, kv as u32));
         }
     }
@@ -292,7 +299,11 @@ fn check_internal(rr: &RwRegister, t: u32, found: &mut Vec<Finding>) {
             _ => continue,
         };
         if expected != got {
-            let why = if prev.kind == MopKind::Write { "wrote" } else { "read" };
+            let why = if prev.kind == MopKind::Write {
+                "wrote"
+            } else {
+                "read"
+            };
             found.push(Finding {
                 kind: AnomalyType::plain(AnomalyKind::Internal),
                 key: Some(m.key),
@@ -311,11 +322,7 @@ fn check_internal(rr: &RwRegister, t: u32, found: &mut Vec<Finding>) {
 /// For keys assumed linearizable: if T1 completed before T2 began, T1's last version of a key
 /// precedes (or equals) the versions T2 saw or made. Uses the same frontier reduction as the
 /// realtime edges between transactions, per key.
-fn realtime_versions(
-    txns: &Txns,
-    touches: &mut [Touch],
-    versions: &mut Vec<(u32, u32, u32)>,
-) {
+fn realtime_versions(txns: &Txns, touches: &mut [Touch], versions: &mut Vec<(u32, u32, u32)>) {
     touches.sort_unstable_by_key(|x| (x.key, txns.txns[x.txn as usize].invoke));
     for group in touches.chunk_by(|a, b| a.key == b.key) {
         let k = group[0].key;
@@ -363,7 +370,11 @@ fn check_cyclic_versions(rr: &RwRegister, found: &mut Vec<Finding>) {
             indeg.entry(a).or_insert(0);
             *indeg.entry(b).or_insert(0) += 1;
         }
-        let mut ready: Vec<u32> = indeg.iter().filter(|(_, &d)| d == 0).map(|(&v, _)| v).collect();
+        let mut ready: Vec<u32> = indeg
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(&v, _)| v)
+            .collect();
         let mut done = 0;
         while let Some(v) = ready.pop() {
             done += 1;
@@ -380,7 +391,11 @@ fn check_cyclic_versions(rr: &RwRegister, found: &mut Vec<Finding>) {
             }
         }
         if done < indeg.len() {
-            let mut stuck: Vec<u32> = indeg.iter().filter(|(_, &d)| d > 0).map(|(&v, _)| v).collect();
+            let mut stuck: Vec<u32> = indeg
+                .iter()
+                .filter(|(_, &d)| d > 0)
+                .map(|(&v, _)| v)
+                .collect();
             stuck.sort_unstable();
             let shown: Vec<String> = stuck.iter().map(|&v| rr.val(v)).collect();
             found.push(Finding {
@@ -398,7 +413,14 @@ fn check_cyclic_versions(rr: &RwRegister, found: &mut Vec<Finding>) {
 }
 
 impl Explain for RwRegister<'_> {
-    fn why(&self, a: u32, b: u32, kind: EdgeKind, na: &str, nb: &str) -> Option<(Value, Value, String)> {
+    fn why(
+        &self,
+        a: u32,
+        b: u32,
+        kind: EdgeKind,
+        na: &str,
+        nb: &str,
+    ) -> Option<(Value, Value, String)> {
         let txns = self.txns;
         let key = |k: u32| txns.keys.value(k).clone();
         match kind {
