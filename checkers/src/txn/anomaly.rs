@@ -214,3 +214,14 @@ pub(crate) fn show(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// "T1 and T2 both" / "T1, T2 and T3 all": the first `n` transaction names as a subject.
+pub(crate) fn name_list(n: usize) -> String {
+    let names: Vec<String> = (1..=n).map(|i| format!("T{i}")).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b} both"),
+        [rest @ .., last] => format!("{} and {last} all", rest.join(", ")),
+    }
+}

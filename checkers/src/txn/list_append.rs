@@ -370,14 +370,18 @@ pub(crate) fn infer<'a>(
         if group.len() < 2 || len as usize > order.len() {
             continue;
         }
-        let names: Vec<String> = (1..=group.len()).map(|i| format!("T{i}")).collect();
+        let names = super::anomaly::name_list(group.len());
+        let unseen = if group.len() == 2 {
+            "neither seeing the other's update"
+        } else {
+            "none seeing the others' updates"
+        };
         found.push(Finding {
             kind: AnomalyType::plain(AnomalyKind::LostUpdate),
             key: Some(k),
             txns: group.iter().map(|g| g.2).collect(),
             text: format!(
-                "{} all read key {} as {} and then appended to it: each update was made without seeing the others",
-                names.join(", "),
+                "{names} read key {} as {} and then appended to it, {unseen}",
                 la.key(k),
                 render_list(&la, &order[..len as usize])
             ),

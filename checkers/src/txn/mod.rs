@@ -349,6 +349,14 @@ fn explain_cycle(h: &History, txns: &Txns, explain: &dyn Explain, c: &graph::Cyc
     }
 }
 
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// Renders a report for people: verdict, models ruled out, then each anomaly with its evidence.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
@@ -363,8 +371,10 @@ pub fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "{} transactions, {} dependency edges, {} cyclic components",
-        r.stats.txns, r.stats.edges, r.stats.cyclic_components
+        "{}, {}, {}",
+        plural(r.stats.txns, "transaction"),
+        plural(r.stats.edges, "dependency edge"),
+        plural(r.stats.cyclic_components, "cyclic component")
     );
     if r.anomaly_counts.is_empty() {
         let _ = writeln!(s, "no anomalies found");
