@@ -254,25 +254,39 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(s, "no successful read: lost elements cannot be judged");
         }
     }
-    for (name, vs) in [
-        ("lost (acknowledged, missing from the final read)", &r.lost),
-        ("unexpected (never added)", &r.unexpected),
-        ("failed-present (add failed, yet read)", &r.failed_present),
-        ("recovered (unknown outcome, present)", &r.recovered),
+    for (name, what, vs) in [
+        ("lost", "acknowledged, missing from the final read", &r.lost),
+        ("unexpected", "never added", &r.unexpected),
         (
-            "stale (missing from a read after acknowledgement)",
+            "failed-present",
+            "the add failed, yet a read returned it",
+            &r.failed_present,
+        ),
+        (
+            "recovered",
+            "unknown outcome, present in the final read",
+            &r.recovered,
+        ),
+        (
+            "stale",
+            "missing from a read invoked after the acknowledgement",
             &r.stale,
         ),
     ] {
         if !vs.is_empty() {
-            let _ = writeln!(s, "{name}: {}: {}", vs.len(), list(vs));
+            let _ = writeln!(s, "{name} ({}; {what}): {}", vs.len(), list(vs));
         }
     }
     if let Some(l) = &r.stable_latency {
         let _ = writeln!(
             s,
-            "stable latency over {} elements: median {} ns, p95 {} ns, max {} ns (element {})",
-            l.count, l.median, l.p95, l.max, l.slowest
+            "stable latency over {} element{}: median {} ns, p95 {} ns, max {} ns (element {})",
+            l.count,
+            if l.count == 1 { "" } else { "s" },
+            l.median,
+            l.p95,
+            l.max,
+            l.slowest
         );
     }
     s
