@@ -203,3 +203,23 @@ fn malformed_micro_ops_are_input_errors_naming_the_op() {
     );
     assert_eq!(Options::rw_register().workload, Workload::RwRegister);
 }
+
+#[test]
+fn duplicate_writes_are_input_errors() {
+    let lines = [
+        r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"txn","value":[["w","x",1]]}"#,
+        r#"{"index":1,"time":1,"process":0,"type":"ok","f":"txn","value":[["w","x",1]]}"#,
+        r#"{"index":2,"time":2,"process":1,"type":"invoke","f":"txn","value":[["w","x",1]]}"#,
+    ];
+    let h = History::new(
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    );
+    let e = txn::check(&h, &Options::rw_register()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"op 2: value 1 is written to key "x" again (first by op 0); the checker needs every write to a key to be unique"#
+    );
+}

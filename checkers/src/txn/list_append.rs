@@ -4,7 +4,9 @@
 use super::anomaly::{show, AnomalyKind, AnomalyType};
 use super::graph::{EdgeKind, EdgeList, RW, WR, WW};
 use super::intern::{fast_map, pair, FastMap};
-use super::parse::{MopKind, MopValue, Status, Txns};
+use std::collections::hash_map::Entry;
+
+use super::parse::{duplicate_write, InputError, MopKind, MopValue, Status, Txns};
 use super::{Explain, Finding};
 use crate::history::Value;
 
@@ -88,7 +90,7 @@ pub(crate) fn infer<'a>(
     txns: &'a Txns,
     edges: &mut EdgeList,
     found: &mut Vec<Finding>,
-) -> ListAppend<'a> {
+) -> Result<ListAppend<'a>, InputError> {
     let nkeys = txns.keys.len();
     let mut elems: FastMap<u64, Elem> = fast_map(txns.mops.len());
     let mut reads_by_key: Vec<Vec<u32>> = vec![Vec::new(); nkeys];
@@ -107,11 +109,18 @@ pub(crate) fn infer<'a>(
                     let later = mops[i + 1..]
                         .iter()
                         .any(|n| n.kind == MopKind::Append && n.key == m.key);
-                    elems.entry(pair(m.key, e)).or_insert(Elem {
-                        writer: mop,
-                        pos: NONE,
-                        intermediate: later,
-                    });
+                    match elems.entry(pair(m.key, e)) {
+                        Entry::Occupied(o) => {
+                            return Err(duplicate_write(txns, o.get().writer, mop));
+                        }
+                        Entry::Vacant(v) => {
+                            v.insert(Elem {
+                                writer: mop,
+                                pos: NONE,
+                                intermediate: later,
+                            });
+                        }
+                    }
                 }
                 (MopKind::Read, v @ (MopValue::List { .. } | MopValue::Nil)) => {
                     if txn.status != Status::Ok {
@@ -387,7 +396,7 @@ pub(crate) fn infer<'a>(
             ),
         });
     }
-    la
+    Ok(la)
 }
 
 /// A read after the transaction's own reads or appends of a key must reflect exactly them.
@@ -552,7 +561,7 @@ mod tests {
         let txns = super::super::parse::parse(&h, super::super::parse::Shape::ListAppend).unwrap();
         let mut edges = EdgeList::default();
         let mut found = Vec::new();
-        let _ = infer(&txns, &mut edges, &mut found);
+        let _ = infer(&txns, &mut edges, &mut found).unwrap();
         edges.edges.sort();
         assert!(found.is_empty());
         assert_eq!(edges.edges, vec![(0, 2, WR), (1, 0, RW)]);

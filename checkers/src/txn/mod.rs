@@ -172,11 +172,11 @@ pub fn check(h: &History, opts: &Options) -> Result<Report, InputError> {
     let rw;
     let explain: &dyn Explain = match opts.workload {
         Workload::ListAppend => {
-            la = list_append::infer(&txns, &mut edges, &mut found);
+            la = list_append::infer(&txns, &mut edges, &mut found)?;
             &la
         }
         Workload::RwRegister => {
-            rw = rw_register::infer(&txns, opts, &mut edges, &mut found);
+            rw = rw_register::infer(&txns, opts, &mut edges, &mut found)?;
             &rw
         }
     };

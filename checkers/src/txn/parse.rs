@@ -52,6 +52,8 @@ pub(crate) struct Mop {
 pub(crate) struct Txn {
     /// Position of the invocation in `History::ops`.
     pub invoke: u32,
+    /// History index of the invocation, for error messages.
+    pub index: u64,
     /// Position of the completion in `History::ops`.
     pub complete: Option<u32>,
     pub process: Process,
@@ -138,6 +140,7 @@ pub(crate) fn parse(h: &History, shape: Shape) -> Result<Txns, InputError> {
         }
         out.txns.push(Txn {
             invoke: p.invoke as u32,
+            index: inv.index,
             complete: p.complete.map(|c| c as u32),
             process: inv.process,
             status,
@@ -146,6 +149,28 @@ pub(crate) fn parse(h: &History, shape: Shape) -> Result<Txns, InputError> {
         });
     }
     Ok(out)
+}
+
+/// The error for a value written (or appended) twice to one key: the checkers rely on every
+/// write being unique to tell which transaction a read observed.
+pub(crate) fn duplicate_write(txns: &Txns, first_mop: u32, second_mop: u32) -> InputError {
+    let (a, b) = (
+        &txns.txns[txns.mop_txn[first_mop as usize] as usize],
+        &txns.txns[txns.mop_txn[second_mop as usize] as usize],
+    );
+    let m = txns.mops[second_mop as usize];
+    let v = match m.value {
+        MopValue::Atom(v) => txns.values.value(v).to_string(),
+        _ => "?".into(),
+    };
+    malformed(
+        b.index,
+        format!(
+            "value {v} is written to key {} again (first by op {}); the checker needs every write to a key to be unique",
+            txns.keys.value(m.key),
+            a.index
+        ),
+    )
 }
 
 fn malformed(index: u64, reason: impl Into<String>) -> InputError {

@@ -5,7 +5,9 @@
 use super::anomaly::{show, AnomalyKind, AnomalyType};
 use super::graph::{EdgeKind, EdgeList, RW, WR, WW};
 use super::intern::{fast_map, pair, FastMap};
-use super::parse::{MopKind, MopValue, Status, Txns};
+use std::collections::hash_map::Entry;
+
+use super::parse::{duplicate_write, InputError, MopKind, MopValue, Status, Txns};
 use super::{Explain, Finding, Options};
 use crate::history::Value;
 
@@ -115,7 +117,7 @@ pub(crate) fn infer<'a>(
     opts: &Options,
     edges: &mut EdgeList,
     found: &mut Vec<Finding>,
-) -> RwRegister<'a> {
+) -> Result<RwRegister<'a>, InputError> {
     let mut writes: FastMap<u64, Write> = fast_map(txns.mops.len());
     for t in 0..txns.txns.len() as u32 {
         let r = txns.mops_of(t);
@@ -125,10 +127,16 @@ pub(crate) fn infer<'a>(
                 let later = mops[i + 1..]
                     .iter()
                     .any(|n| n.kind == MopKind::Write && n.key == m.key);
-                writes.entry(pair(m.key, v)).or_insert(Write {
-                    mop: (r.start + i) as u32,
-                    intermediate: later,
-                });
+                let mop = (r.start + i) as u32;
+                match writes.entry(pair(m.key, v)) {
+                    Entry::Occupied(o) => return Err(duplicate_write(txns, o.get().mop, mop)),
+                    Entry::Vacant(slot) => {
+                        slot.insert(Write {
+                            mop,
+                            intermediate: later,
+                        });
+                    }
+                }
             }
         }
     }
@@ -281,7 +289,7 @@ pub(crate) fn infer<'a>(
             ),
         });
     }
-    rr
+    Ok(rr)
 }
 
 /// A read after the transaction's own read or write of a key must return that value.
