@@ -35,6 +35,8 @@ pub(crate) struct ListAppend<'a> {
 }
 
 const INTERMEDIATE: u32 = 1 << 31;
+/// Position of an element seen only in reads incompatible with the version order.
+const SEEN: u32 = u32::MAX - 1;
 
 impl ListAppend<'_> {
     fn order_of(&self, key: u32) -> &[u32] {
@@ -221,9 +223,22 @@ pub(crate) fn infer<'a>(
         }
         let writers = &la.order_writers[wstart..];
         // Every read must be a prefix of the longest.
+        let mut reported = false;
         for &r in reads {
             let list = txns.list(txns.mops[r as usize].value);
-            if order[..list.len()] != *list {
+            if order[..list.len()] == *list {
+                continue;
+            }
+            // Elements seen only in an incompatible read are not "unobserved" appends.
+            for &e in list {
+                if let Some(x) = la.elems.get_mut(&pair(k, e)) {
+                    if x.pos == NONE {
+                        x.pos = SEEN;
+                    }
+                }
+            }
+            if !reported {
+                reported = true;
                 let (a, b) = (txns.mop_txn[longest as usize], txns.mop_txn[r as usize]);
                 found.push(Finding {
                     kind: AnomalyType::plain(AnomalyKind::IncompatibleOrder),
@@ -236,7 +251,6 @@ pub(crate) fn infer<'a>(
                         render_list(&la, list)
                     ),
                 });
-                break;
             }
         }
         // Aborted reads and dirty updates: an element of a failed transaction in the order.
@@ -475,7 +489,7 @@ impl Explain for ListAppend<'_> {
                 };
                 let pos = self.elems.get(&pair(m.key, e))?.pos;
                 let order = self.order_of(m.key);
-                if m.kind != MopKind::Append || pos == 0 || order.is_empty() {
+                if m.kind != MopKind::Append || pos == 0 || pos == SEEN || order.is_empty() {
                     return None;
                 }
                 // An unobserved append comes after the last observed element.
