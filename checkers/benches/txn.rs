@@ -182,6 +182,9 @@ fn main() {
             times.push(wall);
             cpus.push(c.zip(thread_cpu_seconds()).map_or(wall, |(a, b)| b - a));
             peaks.push((PEAK.load(Ordering::Relaxed) - base) as f64 / 1e6);
+            if run == 0 {
+                println!("  {} dependency edges after merging", r.stats.edges);
+            }
             if stale == 0.0 {
                 assert_eq!(r.verdict, Verdict::Valid, "{}", txn::render_text(&r));
             } else if run == 0 {

@@ -94,7 +94,8 @@ pub(crate) fn infer<'a>(
     found: &mut Vec<Finding>,
 ) -> Result<ListAppend<'a>, InputError> {
     let nkeys = txns.keys.len();
-    let mut elems: FastMap<u64, Elem> = fast_map(txns.mops.len());
+    let appends = txns.mops.iter().filter(|m| m.kind == MopKind::Append).count();
+    let mut elems: FastMap<u64, Elem> = fast_map(appends);
     let mut reads_by_key: Vec<Vec<u32>> = vec![Vec::new(); nkeys];
     let mut ext_reads: Vec<u32> = Vec::with_capacity(txns.mops.len());
     // (key, length read, txn) for transactions that read a key and then appended to it.
