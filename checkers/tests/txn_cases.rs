@@ -223,3 +223,17 @@ fn duplicate_writes_are_input_errors() {
         r#"op 2: value 1 is written to key "x" again (first by op 0); the checker needs every write to a key to be unique"#
     );
 }
+
+#[test]
+fn an_exhausted_cycle_search_is_unknown_not_valid() {
+    let path = data_dir().join("la-g-single.jsonl");
+    let mut opts = Options::list_append();
+    opts.cycle_search_steps = 0;
+    let r = txn::check(&read_history(&path), &opts).unwrap();
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(
+        r.anomaly_counts.keys().collect::<Vec<_>>(),
+        vec!["cycle-search-timeout"]
+    );
+    assert!(r.ruled_out.is_empty());
+}
