@@ -61,10 +61,15 @@ fn read_expected(path: &Path) -> Expected {
             })
             .unwrap_or_default()
     };
-    let mut options = match fields.get("workload").copied() {
-        Some("list-append") => Options::list_append(),
-        Some("rw-register") => Options::rw_register(),
-        other => panic!("{}: bad workload {other:?}", path.display()),
+    let workload: Workload = fields
+        .get("workload")
+        .copied()
+        .unwrap_or("")
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut options = Options {
+        workload,
+        ..Options::default()
     };
     if let Some(m) = fields.get("model") {
         options.consistency_model = m.parse().unwrap();

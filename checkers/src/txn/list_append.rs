@@ -94,7 +94,11 @@ pub(crate) fn infer<'a>(
     found: &mut Vec<Finding>,
 ) -> Result<ListAppend<'a>, InputError> {
     let nkeys = txns.keys.len();
-    let appends = txns.mops.iter().filter(|m| m.kind == MopKind::Append).count();
+    let appends = txns
+        .mops
+        .iter()
+        .filter(|m| m.kind == MopKind::Append)
+        .count();
     let mut elems: FastMap<u64, Elem> = fast_map(appends);
     let mut reads_by_key: Vec<Vec<u32>> = vec![Vec::new(); nkeys];
     let mut ext_reads: Vec<u32> = Vec::with_capacity(txns.mops.len());

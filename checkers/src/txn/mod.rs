@@ -61,6 +61,31 @@ pub enum Workload {
     RwRegister,
 }
 
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ListAppend => "list-append",
+            Workload::RwRegister => "rw-register",
+        }
+    }
+}
+
+/// A workload name other than `list-append` or `rw-register`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transactional workload {0:?} (known: list-append, rw-register)")]
+pub struct UnknownWorkload(pub String);
+
+impl std::str::FromStr for Workload {
+    type Err = UnknownWorkload;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "list-append" => Ok(Workload::ListAppend),
+            "rw-register" => Ok(Workload::RwRegister),
+            other => Err(UnknownWorkload(other.to_string())),
+        }
+    }
+}
+
 /// How to check a transactional history.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -360,10 +385,7 @@ fn plural(n: usize, what: &str) -> String {
 /// Renders a report for people: verdict, models ruled out, then each anomaly with its evidence.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
-    let workload = match r.workload {
-        Workload::ListAppend => "list-append",
-        Workload::RwRegister => "rw-register",
-    };
+    let workload = r.workload.name();
     let _ = writeln!(
         s,
         "{workload} check under {}: {}",
