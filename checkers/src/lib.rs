@@ -4,6 +4,9 @@
 //! This crate is the pure core. It never opens a socket, spawns a task, touches the filesystem
 //! beyond reading a caller-supplied `Read`, or prints. A checker takes a [`History`] and returns a
 //! verdict plus the evidence for it.
+pub mod bank;
 pub mod history;
+pub mod set;
+pub mod txn;
 
 pub use history::{History, Op, OpType, Process, Value};
