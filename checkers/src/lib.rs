@@ -5,5 +5,8 @@
 //! beyond reading a caller-supplied `Read`, or prints. A checker takes a [`History`] and returns a
 //! verdict plus the evidence for it.
 pub mod history;
+pub mod linear;
+pub mod read;
+pub mod verdict;
 
 pub use history::{History, Op, OpType, Process, Value};
