@@ -22,7 +22,12 @@ fn all_porcupine_fixtures_match_expected_verdicts() {
             wrong.push(format!("{}: expected {want}, got {r}", fx.file));
         }
     }
-    assert!(wrong.is_empty(), "{} mismatches:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} mismatches:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]

@@ -101,20 +101,7 @@ pub fn check(history: &History, model: Model, limits: &Limits) -> Result<LinResu
         cache_bytes: AtomicUsize::new(0),
         max_cache_bytes: limits.max_cache_bytes,
     };
-    // Biggest keys first so that parallel workers finish together.
-    partitions.sort_by_key(|p| std::cmp::Reverse(p.calls.len()));
-    let run = |p: &mut Partition| {
-        let outcome = search::search(p, &shared);
-        if matches!(outcome, search::Outcome::Invalid(_)) {
-            shared.cancel.store(true, Ordering::Relaxed);
-        }
-        outcome
-    };
-    let outcomes: Vec<search::Outcome> = if partitions.len() == 1 {
-        partitions.iter_mut().map(run).collect()
-    } else {
-        partitions.par_iter_mut().map(run).collect()
-    };
+    let outcomes = search_all(&mut partitions, &shared);
 
     let mut verdict = Verdict::Valid;
     let mut unknown_reason = None;
@@ -151,6 +138,49 @@ pub fn check(history: &History, model: Model, limits: &Limits) -> Result<LinResu
         unknown_reason,
         counterexample: counterexample.map(|(_, ce)| ce),
     })
+}
+
+/// Searches all keys: a single key runs to the end; several keys run in rounds of growing
+/// step budgets, in parallel, until each is decided or one is found not linearizable.
+fn search_all(partitions: &mut [Partition], shared: &search::Shared) -> Vec<search::Outcome> {
+    if let [only] = partitions {
+        let mut s = search::KeySearch::new(only);
+        let outcome = s.run(only, shared, u64::MAX);
+        return vec![outcome.expect("an unlimited search decides")];
+    }
+    let mut slots: Vec<(search::KeySearch, Option<search::Outcome>)> = partitions
+        .iter()
+        .map(|p| (search::KeySearch::new(p), None))
+        .collect();
+    let mut budget = 1u64 << 12;
+    loop {
+        slots
+            .par_iter_mut()
+            .zip(partitions.par_iter_mut())
+            .filter(|((_, done), _)| done.is_none())
+            .for_each(|((s, done), p)| {
+                *done = s.run(p, shared, budget);
+                if matches!(done, Some(search::Outcome::Invalid(_))) {
+                    shared.cancel.store(true, Ordering::Relaxed);
+                }
+            });
+        if slots.iter().all(|(_, d)| d.is_some()) {
+            break;
+        }
+        if shared.cancel.load(Ordering::Relaxed) {
+            for (_, d) in slots.iter_mut().filter(|(_, d)| d.is_none()) {
+                *d = Some(search::Outcome::Unknown(
+                    "cancelled: another key is not linearizable".into(),
+                ));
+            }
+            break;
+        }
+        budget = budget.saturating_mul(2);
+    }
+    slots
+        .into_iter()
+        .map(|(_, d)| d.expect("every key decided"))
+        .collect()
 }
 
 /// One operation of a key, ready for the search.

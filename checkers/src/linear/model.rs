@@ -93,37 +93,262 @@ pub(crate) enum Step {
     Append(Sym),
 }
 
-/// The values of one key: interning plus cached `append` transitions.
-pub(crate) struct Machine {
-    values: Vec<Value>,
-    ids: HashMap<String, Sym>,
-    appends: HashMap<(Sym, Sym), Sym>,
+/// A fast non-cryptographic hasher (the Fx multiply-rotate scheme) for the interning maps;
+/// their keys come from the history, so flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// How a value is stored: appended strings are kept as (head, tail) pairs, not copied, so that
+/// the many intermediate strings of an append-heavy key cost a few words each.
+enum Repr {
+    Plain(Value),
+    Concat { head: Sym, tail: Sym },
+}
+
+/// Per-value string facts, for hashing concatenations without building them.
+#[derive(Clone, Copy)]
+struct StrMeta {
+    is_str: bool,
+    len: u64,
+    /// Polynomial hash of the bytes modulo 2^61 - 1.
+    hash: u64,
+    /// BASE^len modulo 2^61 - 1.
+    pow: u64,
+}
+
+const MERSENNE: u64 = (1 << 61) - 1;
+const BASE: u64 = 0x1F35_A7BD_2C61_0B57 % MERSENNE;
+
+#[inline]
+fn mulmod(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    let r = (p as u64 & MERSENNE) + (p >> 61) as u64;
+    if r >= MERSENNE {
+        r - MERSENNE
+    } else {
+        r
+    }
+}
+
+#[inline]
+fn addmod(a: u64, b: u64) -> u64 {
+    let r = a + b;
+    if r >= MERSENNE {
+        r - MERSENNE
+    } else {
+        r
+    }
+}
+
+/// The values of one key: interning plus cached `append` transitions. Every distinct value
+/// has exactly one id (strings are compared byte for byte when their hashes agree), so a state
+/// comparison is an integer comparison.
+pub(crate) struct Machine {
+    reprs: Vec<Repr>,
+    meta: Vec<StrMeta>,
+    /// String ids by hash; ids with the same hash are chained through `same_hash`.
+    strings: FxMap<u64, Sym>,
+    same_hash: Vec<Sym>,
+    /// Other values by their JSON text.
+    others: FxMap<String, Sym>,
+    appends: FxMap<(Sym, Sym), Sym>,
+    scratch: (Vec<u8>, Vec<u8>),
+}
+
+const NO_SYM: Sym = Sym::MAX;
 
 impl Machine {
     pub(crate) fn new(model: Model) -> Self {
         let mut m = Machine {
-            values: Vec::new(),
-            ids: HashMap::new(),
-            appends: HashMap::new(),
+            reprs: Vec::new(),
+            meta: Vec::new(),
+            strings: FxMap::default(),
+            same_hash: Vec::new(),
+            others: FxMap::default(),
+            appends: FxMap::default(),
+            scratch: (Vec::new(), Vec::new()),
         };
         m.intern(model.initial());
         m
     }
 
-    pub(crate) fn intern(&mut self, v: Value) -> Sym {
-        let text = v.to_string();
-        if let Some(&id) = self.ids.get(&text) {
-            return id;
+    fn push(&mut self, repr: Repr, meta: StrMeta) -> Sym {
+        let id = self.reprs.len() as Sym;
+        self.reprs.push(repr);
+        self.meta.push(meta);
+        self.same_hash.push(NO_SYM);
+        if meta.is_str {
+            if let Some(prev) = self.strings.insert(meta.hash, id) {
+                self.same_hash[id as usize] = prev;
+            }
         }
-        let id = self.values.len() as Sym;
-        self.values.push(v);
-        self.ids.insert(text, id);
         id
     }
 
-    pub(crate) fn value(&self, s: Sym) -> &Value {
-        &self.values[s as usize]
+    /// The id of an existing string with this hash and length whose bytes `bytes` writes.
+    /// The bytes are only built when a candidate exists (hash collisions are rare).
+    fn find_string(
+        &mut self,
+        hash: u64,
+        len: u64,
+        bytes: impl Fn(&Machine, &mut Vec<u8>),
+    ) -> Option<Sym> {
+        let mut c = self.strings.get(&hash).copied().unwrap_or(NO_SYM);
+        if c == NO_SYM {
+            return None;
+        }
+        let (mut want, mut have) = std::mem::take(&mut self.scratch);
+        want.clear();
+        bytes(self, &mut want);
+        let mut found = None;
+        while c != NO_SYM {
+            if self.meta[c as usize].len == len {
+                have.clear();
+                self.write_bytes(c, &mut have);
+                if have == want {
+                    found = Some(c);
+                    break;
+                }
+            }
+            c = self.same_hash[c as usize];
+        }
+        self.scratch = (want, have);
+        found
+    }
+
+    fn write_bytes(&self, s: Sym, out: &mut Vec<u8>) {
+        // Heads nest deeply (one level per append), tails rarely: loop on heads, recurse on
+        // tails, writing the head chain's tails in reverse at the end.
+        let mut tails = Vec::new();
+        let mut s = s;
+        loop {
+            match &self.reprs[s as usize] {
+                Repr::Plain(Value::String(text)) => {
+                    out.extend_from_slice(text.as_bytes());
+                    break;
+                }
+                Repr::Plain(_) => break,
+                Repr::Concat { head, tail } => {
+                    tails.push(*tail);
+                    s = *head;
+                }
+            }
+        }
+        for &t in tails.iter().rev() {
+            self.write_bytes(t, out);
+        }
+    }
+
+    pub(crate) fn intern(&mut self, v: Value) -> Sym {
+        match v {
+            Value::String(text) => {
+                let bytes = text.as_bytes();
+                let (mut hash, mut pow) = (0u64, 1u64);
+                for &b in bytes {
+                    hash = addmod(mulmod(hash, BASE), u64::from(b) + 1);
+                    pow = mulmod(pow, BASE);
+                }
+                let len = bytes.len() as u64;
+                if let Some(id) = self.find_string(hash, len, |_, out| out.extend_from_slice(bytes))
+                {
+                    return id;
+                }
+                let meta = StrMeta {
+                    is_str: true,
+                    len,
+                    hash,
+                    pow,
+                };
+                self.push(Repr::Plain(Value::String(text)), meta)
+            }
+            other => {
+                let text = other.to_string();
+                if let Some(&id) = self.others.get(&text) {
+                    return id;
+                }
+                let meta = StrMeta {
+                    is_str: false,
+                    len: 0,
+                    hash: 0,
+                    pow: 1,
+                };
+                let id = self.push(Repr::Plain(other), meta);
+                self.others.insert(text, id);
+                id
+            }
+        }
+    }
+
+    pub(crate) fn value(&self, s: Sym) -> Value {
+        match &self.reprs[s as usize] {
+            Repr::Plain(v) => v.clone(),
+            Repr::Concat { .. } => {
+                let mut buf = Vec::new();
+                self.write_bytes(s, &mut buf);
+                Value::String(String::from_utf8_lossy(&buf).into_owned())
+            }
+        }
+    }
+
+    fn concat(&mut self, head: Sym, tail: Sym) -> Sym {
+        let (h, t) = (self.meta[head as usize], self.meta[tail as usize]);
+        // A non-string appended to or appended is read as "" (kv ops are checked to be strings).
+        let (h, t) = (
+            if h.is_str { h } else { self.meta[0] },
+            if t.is_str { t } else { self.meta[0] },
+        );
+        let hash = addmod(mulmod(h.hash, t.pow), t.hash);
+        let len = h.len + t.len;
+        let found = self.find_string(hash, len, |m, out| {
+            m.write_bytes(head, out);
+            m.write_bytes(tail, out);
+        });
+        found.unwrap_or_else(|| {
+            let meta = StrMeta {
+                is_str: true,
+                len,
+                hash,
+                pow: mulmod(h.pow, t.pow),
+            };
+            self.push(Repr::Concat { head, tail }, meta)
+        })
     }
 
     /// Applies a step to a state; `None` when the step is not allowed there.
@@ -137,9 +362,7 @@ impl Machine {
                 if let Some(&next) = self.appends.get(&(state, a)) {
                     return Some(next);
                 }
-                let mut s = self.values[state as usize].as_str().unwrap_or("").to_string();
-                s.push_str(self.values[a as usize].as_str().unwrap_or(""));
-                let next = self.intern(Value::String(s));
+                let next = self.concat(state, a);
                 self.appends.insert((state, a), next);
                 Some(next)
             }
@@ -169,7 +392,17 @@ mod tests {
         let y = kv.intern(json!("y"));
         let x_only = kv.step(0, Step::Append(x)).unwrap();
         let xy = kv.step(x_only, Step::Append(y)).unwrap();
-        assert_eq!(kv.value(xy), &json!("xy"));
+        assert_eq!(kv.value(xy), json!("xy"));
+        assert_eq!(
+            kv.intern(json!("xy")),
+            xy,
+            "a read value and an appended state share one id"
+        );
+        let x_again = kv.intern(json!("x"));
+        let xx = kv.step(x_again, Step::Append(x)).unwrap();
+        let xxy = kv.step(xx, Step::Append(y)).unwrap();
+        let y_after = kv.step(x, Step::Append(xy)).unwrap();
+        assert_eq!(xxy, y_after, "x+x+y and x+xy are one value");
         assert_eq!(kv.step(xy, Step::Write(y)), Some(y));
     }
 

@@ -50,7 +50,7 @@ pub(crate) fn counterexample(history: &History, p: &Partition, e: &Evidence) -> 
         key: p.key.clone(),
         op: summary(e.blocked),
         prefix: e.prefix.iter().map(|&o| summary(o)).collect(),
-        states: sorted_values(e.states.iter().map(|&s| p.machine.value(s).clone())),
+        states: sorted_values(e.states.iter().map(|&s| p.machine.value(s))),
         more_states: e.more_states,
     }
 }

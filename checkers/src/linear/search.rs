@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::model::Sym;
+use super::model::{Step, Sym};
 use super::Partition;
 
 /// State shared by the searches of all keys of one check.
@@ -205,107 +205,187 @@ fn state_hash(s: Sym) -> u64 {
     splitmix(u64::from(s) ^ 0x5151_5151_0000_0000)
 }
 
-/// Checks one key.
-pub(crate) fn search(p: &mut Partition, shared: &Shared) -> Outcome {
-    let n = p.calls.len();
-    let mut list = List::build(&p.events, n);
-    let words = n.div_ceil(64).max(1);
-    let zobrist: Vec<u64> = (0..n as u64).map(splitmix).collect();
-    let mut bits = vec![0u64; words];
-    let mut hash = 0u64;
-    let mut memo = Memo::new(words);
-    let mut reported_bytes = 0usize;
-    let mut returns_left = p.calls.iter().filter(|c| c.must).count();
-    let mut state: Sym = 0;
-    let mut stack: Vec<(u32, Sym)> = Vec::with_capacity(n);
-    let mut evidence = Evidence {
-        blocked: NONE,
-        prefix: Vec::new(),
-        states: Vec::new(),
-        more_states: false,
-    };
-    let mut furthest_block = 0u32;
-    let mut entry = list.nodes[HEAD as usize].next;
-    let mut steps = 0u64;
+/// The search of one key, resumable so that many keys can share the cores fairly: a key
+/// that turns out not linearizable early stops the others, as Porcupine's goroutines do.
+pub(crate) struct KeySearch {
+    list: List,
+    zobrist: Vec<u64>,
+    bits: Vec<u64>,
+    hash: u64,
+    memo: Memo,
+    reported_bytes: usize,
+    returns_left: usize,
+    state: Sym,
+    /// Lifted call entries with the state before them, and whether the move was forced.
+    stack: Vec<(u32, Sym, bool)>,
+    evidence: Evidence,
+    furthest_block: u32,
+    entry: u32,
+    steps: u64,
+}
 
-    let outcome = loop {
-        if returns_left == 0 {
-            break Outcome::Valid;
+impl KeySearch {
+    pub(crate) fn new(p: &Partition) -> KeySearch {
+        let n = p.calls.len();
+        let list = List::build(&p.events, n);
+        let words = n.div_ceil(64).max(1);
+        let entry = list.nodes[HEAD as usize].next;
+        KeySearch {
+            list,
+            zobrist: (0..n as u64).map(splitmix).collect(),
+            bits: vec![0u64; words],
+            hash: 0,
+            memo: Memo::new(words),
+            reported_bytes: 0,
+            returns_left: p.calls.iter().filter(|c| c.must).count(),
+            state: 0,
+            stack: Vec::with_capacity(n),
+            evidence: Evidence {
+                blocked: NONE,
+                prefix: Vec::new(),
+                states: Vec::new(),
+                more_states: false,
+            },
+            furthest_block: 0,
+            entry,
+            steps: 0,
         }
-        steps += 1;
-        if steps & 0x3FF == 0 {
-            if shared.cancel.load(Ordering::Relaxed) {
-                break Outcome::Unknown("cancelled: another key is not linearizable".into());
+    }
+
+    /// Searches for at most `budget` more steps; `None` when the budget ran out first.
+    pub(crate) fn run(
+        &mut self,
+        p: &mut Partition,
+        shared: &Shared,
+        budget: u64,
+    ) -> Option<Outcome> {
+        let outcome = self.run_inner(p, shared, budget);
+        if outcome.is_some() {
+            shared
+                .cache_bytes
+                .fetch_sub(self.reported_bytes, Ordering::Relaxed);
+            self.reported_bytes = 0;
+            self.memo = Memo::new(1);
+        }
+        outcome
+    }
+
+    fn run_inner(&mut self, p: &mut Partition, shared: &Shared, budget: u64) -> Option<Outcome> {
+        let stop = self.steps.saturating_add(budget);
+        let list = &mut self.list;
+        let bits = &mut self.bits;
+        let zobrist = &self.zobrist;
+        let memo = &mut self.memo;
+        let stack = &mut self.stack;
+        let evidence = &mut self.evidence;
+        let mut hash = self.hash;
+        let mut state = self.state;
+        let mut entry = self.entry;
+        let mut returns_left = self.returns_left;
+        let mut steps = self.steps;
+        let tail = list.nodes.len() as u32 - 1;
+        let outcome = loop {
+            if returns_left == 0 {
+                break Some(Outcome::Valid);
             }
-            if shared.deadline.is_some_and(|d| Instant::now() >= d) {
-                break Outcome::Unknown("time limit reached".into());
+            if steps >= stop {
+                break None;
             }
-            let now = memo.bytes();
-            if now > reported_bytes {
-                let total = shared
-                    .cache_bytes
-                    .fetch_add(now - reported_bytes, Ordering::Relaxed)
-                    + (now - reported_bytes);
-                reported_bytes = now;
-                if total > shared.max_cache_bytes {
-                    break Outcome::Unknown(format!(
-                        "memory guard: the search memo reached {} MiB (limit {} MiB)",
-                        total >> 20,
-                        shared.max_cache_bytes >> 20
+            steps += 1;
+            if steps & 0x3FF == 0 {
+                if shared.cancel.load(Ordering::Relaxed) {
+                    break Some(Outcome::Unknown(
+                        "cancelled: another key is not linearizable".into(),
                     ));
                 }
-            }
-        }
-        let node = list.nodes[entry as usize];
-        if node.is_call {
-            let op = node.op as usize;
-            if let Some(next) = p.machine.step(state, p.calls[op].step) {
-                bits[op / 64] |= 1 << (op % 64);
-                if memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, &bits) {
-                    hash ^= zobrist[op];
-                    stack.push((entry, state));
-                    state = next;
-                    list.lift(entry);
-                    if node.ret != NONE {
-                        returns_left -= 1;
-                    }
-                    entry = list.nodes[HEAD as usize].next;
-                    continue;
+                if shared.deadline.is_some_and(|d| Instant::now() >= d) {
+                    break Some(Outcome::Unknown("time limit reached".into()));
                 }
+                let now = memo.bytes();
+                if now > self.reported_bytes {
+                    let total = shared
+                        .cache_bytes
+                        .fetch_add(now - self.reported_bytes, Ordering::Relaxed)
+                        + (now - self.reported_bytes);
+                    self.reported_bytes = now;
+                    if total > shared.max_cache_bytes {
+                        break Some(Outcome::Unknown(format!(
+                            "memory guard: the search memo reached {} MiB (limit {} MiB)",
+                            total >> 20,
+                            shared.max_cache_bytes >> 20
+                        )));
+                    }
+                }
+            }
+            let node = list.nodes[entry as usize];
+            if node.is_call {
+                let op = node.op as usize;
+                let step = p.calls[op].step;
+                if let Some(next) = p.machine.step(state, step) {
+                    bits[op / 64] |= 1 << (op % 64);
+                    if memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits) {
+                        hash ^= zobrist[op];
+                        // A read that fits the current state can go first in any linearization
+                        // from here (it changes nothing, and every op that must precede it is
+                        // already linearized), so no alternative to it needs exploring.
+                        let forced = matches!(step, Step::Read(_));
+                        stack.push((entry, state, forced));
+                        state = next;
+                        list.lift(entry);
+                        if node.ret != NONE {
+                            returns_left -= 1;
+                        }
+                        entry = list.nodes[HEAD as usize].next;
+                        continue;
+                    }
+                    bits[op / 64] &= !(1 << (op % 64));
+                }
+                entry = node.next;
+            } else {
+                // Stuck: this return's operation should have been linearized by now.
+                if node.op != NONE {
+                    if entry > self.furthest_block {
+                        self.furthest_block = entry;
+                        evidence.blocked = node.op;
+                        evidence.prefix = stack
+                            .iter()
+                            .map(|&(c, _, _)| list.nodes[c as usize].op)
+                            .collect();
+                        evidence.states = vec![state];
+                        evidence.more_states = false;
+                    } else if entry == self.furthest_block && !evidence.states.contains(&state) {
+                        if evidence.states.len() < MAX_REPORTED_STATES {
+                            evidence.states.push(state);
+                        } else {
+                            evidence.more_states = true;
+                        }
+                    }
+                }
+                let Some((call, prev_state, forced)) = stack.pop() else {
+                    break Some(Outcome::Invalid(evidence.clone()));
+                };
+                let op = list.nodes[call as usize].op as usize;
                 bits[op / 64] &= !(1 << (op % 64));
-            }
-            entry = node.next;
-        } else {
-            // Stuck: this return's operation should have been linearized by now.
-            if node.op != NONE {
-                if entry > furthest_block {
-                    furthest_block = entry;
-                    evidence.blocked = node.op;
-                    evidence.prefix = stack.iter().map(|&(c, _)| list.nodes[c as usize].op).collect();
-                    evidence.states = vec![state];
-                    evidence.more_states = false;
-                } else if entry == furthest_block && !evidence.states.contains(&state) {
-                    if evidence.states.len() < MAX_REPORTED_STATES {
-                        evidence.states.push(state);
-                    } else {
-                        evidence.more_states = true;
-                    }
+                hash ^= zobrist[op];
+                state = prev_state;
+                list.unlift(call);
+                if list.nodes[call as usize].ret != NONE {
+                    returns_left += 1;
                 }
+                // After a forced move, the configuration below it fails too: keep backtracking
+                // (the tail sentinel acts as a return entry with no operation).
+                entry = if forced {
+                    tail
+                } else {
+                    list.nodes[call as usize].next
+                };
             }
-            let Some((call, prev_state)) = stack.pop() else {
-                break Outcome::Invalid(evidence);
-            };
-            let op = list.nodes[call as usize].op as usize;
-            bits[op / 64] &= !(1 << (op % 64));
-            hash ^= zobrist[op];
-            state = prev_state;
-            list.unlift(call);
-            if list.nodes[call as usize].ret != NONE {
-                returns_left += 1;
-            }
-            entry = list.nodes[call as usize].next;
-        }
-    };
-    shared.cache_bytes.fetch_sub(reported_bytes, Ordering::Relaxed);
-    outcome
+        };
+        self.hash = hash;
+        self.state = state;
+        self.entry = entry;
+        self.returns_left = returns_left;
+        self.steps = steps;
+        outcome
+    }
 }

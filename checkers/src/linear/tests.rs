@@ -144,7 +144,11 @@ fn small_histories_have_the_expected_verdicts() {
     for (name, model, text, want) in CASES {
         let got = check(&history(text), *model, &Limits::default()).unwrap();
         assert_eq!(got.verdict, *want, "{name}: {got}");
-        assert_eq!(got.counterexample.is_some(), *want == Verdict::Invalid, "{name}");
+        assert_eq!(
+            got.counterexample.is_some(),
+            *want == Verdict::Invalid,
+            "{name}"
+        );
     }
 }
 
@@ -162,12 +166,22 @@ fn counterexample_names_the_stuck_op_prefix_and_states() {
     let ce = r.counterexample.clone().expect("invalid");
     assert_eq!(ce.op.index, 3);
     assert_eq!(ce.op.result, Some(serde_json::json!(3)));
-    assert_eq!(ce.prefix.len(), 2, "write 1 then the concurrent write 2: {r}");
+    assert_eq!(
+        ce.prefix.len(),
+        2,
+        "write 1 then the concurrent write 2: {r}"
+    );
     assert_eq!(ce.prefix[0].index, 0);
     assert_eq!(ce.states, vec![serde_json::json!(1), serde_json::json!(2)]);
     let text = r.to_string();
-    assert!(text.contains("Cannot linearize: process 2: read -> 3  [ops 3..4]"), "{text}");
-    assert!(text.contains("Model states reachable at that point: 1, 2"), "{text}");
+    assert!(
+        text.contains("Cannot linearize: process 2: read -> 3  [ops 3..4]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Model states reachable at that point: 1, 2"),
+        "{text}"
+    );
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["verdict"], "invalid");
     assert_eq!(json["counterexample"]["op"]["index"], 3);

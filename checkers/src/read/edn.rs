@@ -68,7 +68,9 @@ impl Edn {
                 .unwrap_or_else(|| J::String(f.to_string())),
             Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => J::String(s.clone()),
             Edn::Char(c) => J::String(c.to_string()),
-            Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => J::Array(v.iter().map(Edn::to_json).collect()),
+            Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => {
+                J::Array(v.iter().map(Edn::to_json).collect())
+            }
             Edn::Map(m) => J::Object(
                 m.iter()
                     .map(|(k, v)| (k.key_string(), v.to_json()))
@@ -110,7 +112,11 @@ struct Parser<'a> {
 }
 
 fn is_delimiter(b: u8) -> bool {
-    b.is_ascii_whitespace() || matches!(b, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl Parser<'_> {
@@ -249,9 +255,10 @@ impl Parser<'_> {
                         '"' => '"',
                         '\\' => '\\',
                         'u' => {
-                            let hex = self.text.get(self.pos..self.pos + 4).ok_or_else(|| {
-                                self.err("expected four hex digits after \\u")
-                            })?;
+                            let hex = self
+                                .text
+                                .get(self.pos..self.pos + 4)
+                                .ok_or_else(|| self.err("expected four hex digits after \\u"))?;
                             let code = u32::from_str_radix(hex, 16)
                                 .ok()
                                 .and_then(char::from_u32)
@@ -307,7 +314,9 @@ impl Parser<'_> {
         }
         let first = tok.as_bytes()[0];
         let numeric = first.is_ascii_digit()
-            || ((first == b'-' || first == b'+') && tok.len() > 1 && tok.as_bytes()[1].is_ascii_digit());
+            || ((first == b'-' || first == b'+')
+                && tok.len() > 1
+                && tok.as_bytes()[1].is_ascii_digit());
         if numeric {
             let digits = tok.strip_suffix('N').unwrap_or(&tok);
             if let Ok(i) = digits.parse::<i64>() {

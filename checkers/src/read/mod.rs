@@ -75,10 +75,12 @@ pub fn read_history_detect<R: Read>(
             continue;
         }
         if format == Format::Auto {
-            format = detect(text).ok_or_else(|| lines.error(
-                "cannot detect the history format (expected a JSON object, an EDN map or a \
+            format = detect(text).ok_or_else(|| {
+                lines.error(
+                    "cannot detect the history format (expected a JSON object, an EDN map or a \
                  `INFO jepsen.util - ...` log line); pass --format",
-            ))?;
+                )
+            })?;
         }
         match format {
             Format::Jsonl => {
@@ -188,10 +190,13 @@ impl<R: BufRead> Lines<R> {
 
     fn next_line(&mut self) -> Result<Option<String>, ReadError> {
         self.buf.clear();
-        let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| ReadError::Io {
-            name: self.name.clone(),
-            message: e.to_string(),
-        })?;
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| ReadError::Io {
+                name: self.name.clone(),
+                message: e.to_string(),
+            })?;
         if n == 0 {
             return Ok(None);
         }
@@ -295,9 +300,8 @@ fn op_type(v: &Edn) -> Result<OpType, String> {
         Edn::Keyword(s) | Edn::Str(s) => s.as_str(),
         other => return Err(format!(":type must be a keyword, found {}", other.kind())),
     };
-    keyword_op_type(name).ok_or_else(|| {
-        format!(":type must be :invoke, :ok, :fail or :info, found :{name}")
-    })
+    keyword_op_type(name)
+        .ok_or_else(|| format!(":type must be :invoke, :ok, :fail or :info, found :{name}"))
 }
 
 fn keyword_op_type(name: &str) -> Option<OpType> {
@@ -326,7 +330,10 @@ fn edn_process(v: &Edn) -> Result<Process, String> {
 fn edn_int(v: &Edn, field: &str) -> Result<i64, String> {
     match v {
         Edn::Int(i) => Ok(*i),
-        other => Err(format!("{field} must be an integer, found {}", other.kind())),
+        other => Err(format!(
+            "{field} must be an integer, found {}",
+            other.kind()
+        )),
     }
 }
 
@@ -368,51 +375,53 @@ fn split_independent_tuples(history: &mut History) {
 /// Porcupine's `jepsen-etcd-log`: `INFO  jepsen.util - P  :type  :f  value`, fields separated by
 /// runs of whitespace. A completion answers the latest open invocation of its process.
 fn parse_etcd_line(text: &str, position: usize) -> Result<Op, String> {
-        let expected = "expected `INFO jepsen.util - PROCESS :TYPE :F VALUE`";
-        let mut fields = text.split_whitespace();
-        if fields.next() != Some("INFO")
-            || fields.next() != Some("jepsen.util")
-            || fields.next() != Some("-")
-        {
-            return Err(expected.to_string());
-        }
-        let process = fields
-            .next()
-            .ok_or_else(|| format!("{expected}: missing the process"))?;
-        let process = process
-            .parse::<u64>()
-            .map_err(|_| format!("{expected}: the process must be a non-negative integer, found {process:?}"))?;
-        let kind = fields
-            .next()
-            .ok_or_else(|| format!("{expected}: missing the type"))?;
-        let kind = kind
-            .strip_prefix(':')
-            .and_then(keyword_op_type)
-            .ok_or_else(|| format!("{expected}: the type must be :invoke, :ok, :fail or :info, found {kind:?}"))?;
-        let f = fields
-            .next()
-            .ok_or_else(|| format!("{expected}: missing the function"))?;
-        let f = f
-            .strip_prefix(':')
-            .filter(|f| !f.is_empty())
-            .ok_or_else(|| format!("{expected}: the function must be a keyword, found {f:?}"))?;
-        let rest: Vec<&str> = fields.collect();
-        if rest.is_empty() {
-            return Err(format!("{expected}: missing the value"));
-        }
-        let value = edn::parse(&rest.join(" "))
-            .map_err(|e| format!("expected an EDN value after :{f}: {e}"))?
-            .to_json();
-        Ok(Op {
-            index: position as u64,
-            time: position as i64,
-            process: Process::Client(process),
-            kind,
-            f: f.to_string(),
-            key: None,
-            value,
-            error: None,
-        })
+    let expected = "expected `INFO jepsen.util - PROCESS :TYPE :F VALUE`";
+    let mut fields = text.split_whitespace();
+    if fields.next() != Some("INFO")
+        || fields.next() != Some("jepsen.util")
+        || fields.next() != Some("-")
+    {
+        return Err(expected.to_string());
+    }
+    let process = fields
+        .next()
+        .ok_or_else(|| format!("{expected}: missing the process"))?;
+    let process = process.parse::<u64>().map_err(|_| {
+        format!("{expected}: the process must be a non-negative integer, found {process:?}")
+    })?;
+    let kind = fields
+        .next()
+        .ok_or_else(|| format!("{expected}: missing the type"))?;
+    let kind = kind
+        .strip_prefix(':')
+        .and_then(keyword_op_type)
+        .ok_or_else(|| {
+            format!("{expected}: the type must be :invoke, :ok, :fail or :info, found {kind:?}")
+        })?;
+    let f = fields
+        .next()
+        .ok_or_else(|| format!("{expected}: missing the function"))?;
+    let f = f
+        .strip_prefix(':')
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| format!("{expected}: the function must be a keyword, found {f:?}"))?;
+    let rest: Vec<&str> = fields.collect();
+    if rest.is_empty() {
+        return Err(format!("{expected}: missing the value"));
+    }
+    let value = edn::parse(&rest.join(" "))
+        .map_err(|e| format!("expected an EDN value after :{f}: {e}"))?
+        .to_json();
+    Ok(Op {
+        index: position as u64,
+        time: position as i64,
+        process: Process::Client(process),
+        kind,
+        f: f.to_string(),
+        key: None,
+        value,
+        error: None,
+    })
 }
 
 #[cfg(test)]
@@ -427,9 +436,18 @@ mod tests {
     #[test]
     fn detects_each_format() {
         let cases = [
-            (r#"{"process":0,"type":"invoke","f":"read","value":null}"#, Format::Jsonl),
-            ("{:process 0, :type :invoke, :f :read, :value nil}", Format::Edn),
-            ("INFO  jepsen.util - 4\t:invoke\t:read\tnil", Format::PorcupineEtcd),
+            (
+                r#"{"process":0,"type":"invoke","f":"read","value":null}"#,
+                Format::Jsonl,
+            ),
+            (
+                "{:process 0, :type :invoke, :f :read, :value nil}",
+                Format::Edn,
+            ),
+            (
+                "INFO  jepsen.util - 4\t:invoke\t:read\tnil",
+                Format::PorcupineEtcd,
+            ),
             ("", Format::Jsonl),
         ];
         for (text, want) in cases {
@@ -463,8 +481,14 @@ mod tests {
         let h = read(text, Format::Edn).unwrap().0;
         assert_eq!(h.ops[0].key, None);
         assert_eq!(h.ops[0].value, json!([1, 2]));
-        assert_eq!(h.ops[2].value, json!([["append", 5, 3], ["r", 5, [1, 2, 3]]]));
-        assert_eq!(h.ops[2].index, 2, "indices are positions when the file has none");
+        assert_eq!(
+            h.ops[2].value,
+            json!([["append", 5, 3], ["r", 5, [1, 2, 3]]])
+        );
+        assert_eq!(
+            h.ops[2].index, 2,
+            "indices are positions when the file has none"
+        );
     }
 
     #[test]
@@ -483,15 +507,51 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_expectation() {
         let cases = [
-            ("{:process 0, :type :invoke, :f :read}\n{:process 0, :type :bogus, :f :read}", Format::Edn, "h.txt:2: :type must be"),
-            ("{:process -1, :type :ok, :f :read}", Format::Edn, "h.txt:1: :process must not be negative"),
-            ("{:process 1, :f :read}", Format::Edn, "h.txt:1: expected a :type"),
-            ("{:process 1, :type :ok, :f :read", Format::Edn, "h.txt:1: expected an EDN op map"),
-            ("[1 2]", Format::Edn, "h.txt:1: expected an EDN op map, found a vector"),
-            ("{\"process\":0}", Format::Jsonl, "h.txt:1: expected a history op"),
-            ("INFO  jepsen.util - x :invoke :read nil", Format::PorcupineEtcd, "h.txt:1: expected `INFO"),
-            ("INFO  jepsen.util - 1 :invoke :read", Format::PorcupineEtcd, "missing the value"),
-            ("INFO  jepsen.util - 1 :invoke :cas [1 2", Format::PorcupineEtcd, "expected an EDN value after :cas"),
+            (
+                "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :bogus, :f :read}",
+                Format::Edn,
+                "h.txt:2: :type must be",
+            ),
+            (
+                "{:process -1, :type :ok, :f :read}",
+                Format::Edn,
+                "h.txt:1: :process must not be negative",
+            ),
+            (
+                "{:process 1, :f :read}",
+                Format::Edn,
+                "h.txt:1: expected a :type",
+            ),
+            (
+                "{:process 1, :type :ok, :f :read",
+                Format::Edn,
+                "h.txt:1: expected an EDN op map",
+            ),
+            (
+                "[1 2]",
+                Format::Edn,
+                "h.txt:1: expected an EDN op map, found a vector",
+            ),
+            (
+                "{\"process\":0}",
+                Format::Jsonl,
+                "h.txt:1: expected a history op",
+            ),
+            (
+                "INFO  jepsen.util - x :invoke :read nil",
+                Format::PorcupineEtcd,
+                "h.txt:1: expected `INFO",
+            ),
+            (
+                "INFO  jepsen.util - 1 :invoke :read",
+                Format::PorcupineEtcd,
+                "missing the value",
+            ),
+            (
+                "INFO  jepsen.util - 1 :invoke :cas [1 2",
+                Format::PorcupineEtcd,
+                "expected an EDN value after :cas",
+            ),
         ];
         for (text, format, want) in cases {
             let err = read(text, format).unwrap_err().to_string();
@@ -500,7 +560,10 @@ mod tests {
         let err = read_history(&b"{\"a\":1}\n\xff\xfe\n"[..], "b.jsonl", Format::Auto).unwrap_err();
         assert!(err.to_string().starts_with("b.jsonl:1:"), "{err}");
         let err = read_history(&b"\n\xff\xfe\n"[..], "b.jsonl", Format::Jsonl).unwrap_err();
-        assert_eq!(err.to_string(), "b.jsonl:2: not valid UTF-8 (byte 1 of the line)");
+        assert_eq!(
+            err.to_string(),
+            "b.jsonl:2: not valid UTF-8 (byte 1 of the line)"
+        );
     }
 
     #[test]
