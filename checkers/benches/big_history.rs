@@ -62,7 +62,10 @@ fn generate(ops: usize, seed: u64) -> Vec<Op> {
             let (f, arg) = match rng.random_range(0..10) {
                 0..=4 => ("read", Value::Null),
                 5..=7 => ("write", json!(rng.random_range(0..5))),
-                _ => ("cas", json!([rng.random_range(0..5), rng.random_range(0..5)])),
+                _ => (
+                    "cas",
+                    json!([rng.random_range(0..5), rng.random_range(0..5)]),
+                ),
             };
             let len = rng.random_range(1..=MAX_LEN);
             let at = rng.random_range(0..len);
@@ -131,7 +134,11 @@ fn generate(ops: usize, seed: u64) -> Vec<Op> {
 fn vm_hwm() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "VmHWM unavailable".into())
 }
 

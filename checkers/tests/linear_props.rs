@@ -169,7 +169,11 @@ fn sequential_history(model: Model, specs: &[Spec]) -> History {
             }
             // A cas whose compare fails, or an op chosen not to take effect.
             _ => match s.outcome {
-                8 | 9 => (OpType::Info, (s.outcome == 8).then_some(done_t), arg.clone()),
+                8 | 9 => (
+                    OpType::Info,
+                    (s.outcome == 8).then_some(done_t),
+                    arg.clone(),
+                ),
                 _ => (OpType::Fail, Some(done_t), arg.clone()),
             },
         };
@@ -294,7 +298,11 @@ fn brute_force(model: Model, h: &History) -> bool {
 }
 
 fn model() -> impl Strategy<Value = Model> {
-    prop_oneof![Just(Model::Register), Just(Model::CasRegister), Just(Model::Kv)]
+    prop_oneof![
+        Just(Model::Register),
+        Just(Model::CasRegister),
+        Just(Model::Kv)
+    ]
 }
 
 proptest! {
@@ -335,5 +343,8 @@ fn random_histories_are_a_mix_of_valid_and_invalid() {
             invalid += 1;
         }
     }
-    assert!(valid > 200 && invalid > 200, "valid {valid}, invalid {invalid}");
+    assert!(
+        valid > 200 && invalid > 200,
+        "valid {valid}, invalid {invalid}"
+    );
 }

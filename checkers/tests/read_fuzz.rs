@@ -44,13 +44,23 @@ fn mutate(rng: &mut StdRng, line: &[u8]) -> Vec<u8> {
 fn mutated_lines_never_panic() {
     let dir = fixtures::dir();
     let mut samples: Vec<Vec<u8>> = Vec::new();
-    for file in ["jepsen/etcd_000.log", "jepsen/etcd_100.log", "kv/c01-ok.txt"] {
+    for file in [
+        "jepsen/etcd_000.log",
+        "jepsen/etcd_100.log",
+        "kv/c01-ok.txt",
+    ] {
         let text = std::fs::read(dir.join(file)).unwrap();
         samples.extend(text.split(|&b| b == b'\n').take(20).map(<[u8]>::to_vec));
     }
-    samples.push(br#"{"index":0,"time":5,"process":0,"type":"invoke","f":"cas","key":"k","value":[1,2]}"#.to_vec());
+    samples.push(
+        br#"{"index":0,"time":5,"process":0,"type":"invoke","f":"cas","key":"k","value":[1,2]}"#
+            .to_vec(),
+    );
     samples.push(br#"{:type :ok, :f :txn, :value [[:append 5 3] [:r 5 [1 2 3]]], :process 0, :time 123, :index 5}"#.to_vec());
-    samples.push(br#"{:type :invoke, :f :write, :value [7 "s\u00e9"], :process :nemesis, :error #{:a \b}}"#.to_vec());
+    samples.push(
+        br#"{:type :invoke, :f :write, :value [7 "s\u00e9"], :process :nemesis, :error #{:a \b}}"#
+            .to_vec(),
+    );
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut parsed = 0;
     let mut rejected = 0;
@@ -82,5 +92,8 @@ fn mutated_lines_never_panic() {
             }
         }
     }
-    assert!(parsed > 200 && rejected > 200, "parsed {parsed}, rejected {rejected}");
+    assert!(
+        parsed > 200 && rejected > 200,
+        "parsed {parsed}, rejected {rejected}"
+    );
 }
