@@ -5,6 +5,7 @@
 //! network service; `faultline serve` lives in the harness and only reads what this crate wrote.
 pub mod analysis;
 mod faults;
+pub mod index;
 mod plot;
 pub mod report;
 pub mod store;

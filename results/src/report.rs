@@ -71,9 +71,10 @@ pub(crate) struct Scale {
 }
 
 impl Scale {
+    /// Pixels, rounded to a tenth so the page stays small.
     pub fn x(&self, t: i64) -> f64 {
         let span = (self.t1 - self.t0).max(1) as f64;
-        self.left + (t - self.t0) as f64 / span * self.width
+        px(self.left + (t - self.t0) as f64 / span * self.width)
     }
     pub fn secs(&self, t: i64) -> f64 {
         (t - self.t0) as f64 / 1e9
@@ -330,6 +331,11 @@ struct Timeline {
     ops: Vec<Rect>,
     ticks: Vec<Tick>,
     aggregated: bool,
+}
+
+/// Rounds a pixel coordinate to a tenth.
+pub(crate) fn px(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 fn verdict_str(v: Verdict) -> &'static str {
@@ -844,8 +850,8 @@ fn cycle_diagram(steps: &[StepView]) -> CycleDiagram {
         .map(|(i, n)| {
             let (x, y) = pos(i);
             CycleNode {
-                x,
-                y,
+                x: px(x),
+                y: px(y),
                 name: n.clone(),
             }
         })
@@ -865,12 +871,12 @@ fn cycle_diagram(steps: &[StepView]) -> CycleDiagram {
             let (ox, oy) = (mx - c, my - c);
             let ol = (ox * ox + oy * oy).sqrt().max(1.0);
             CycleEdge {
-                x1: x1 + ux * 18.0,
-                y1: y1 + uy * 18.0,
-                x2: x2 - ux * 20.0,
-                y2: y2 - uy * 20.0,
-                lx: mx + ox / ol * 14.0,
-                ly: my + oy / ol * 14.0 + 4.0,
+                x1: px(x1 + ux * 18.0),
+                y1: px(y1 + uy * 18.0),
+                x2: px(x2 - ux * 20.0),
+                y2: px(y2 - uy * 20.0),
+                lx: px(mx + ox / ol * 14.0),
+                ly: px(my + oy / ol * 14.0 + 4.0),
                 kind: s.kind.clone(),
             }
         })
@@ -961,7 +967,7 @@ fn lin_diagram(
         .iter()
         .enumerate()
         .map(|(i, p)| RowLabel {
-            y: top + i as f64 * rh + rh * 0.65,
+            y: px(top + i as f64 * rh + rh * 0.65),
             label: format!("process {p}"),
         })
         .collect();
@@ -970,7 +976,7 @@ fn lin_diagram(
         .zip(&spans)
         .map(|((order, o), (s, e))| {
             let x = scale.x(*s);
-            let w = (scale.x(e.unwrap_or(t1)) - x).max(3.0);
+            let w = px((scale.x(e.unwrap_or(t1)) - x).max(3.0));
             let mut label = o.f.clone();
             if !o.value.is_null() {
                 label.push(' ');
@@ -1045,13 +1051,13 @@ fn timeline(
     };
     let rh = (720.0 / nrows.max(1) as f64).clamp(4.0, 18.0);
     let top = 6.0;
-    let plot_bottom = top + nrows as f64 * rh;
+    let plot_bottom = px(top + nrows as f64 * rh);
     let label_every = ((11.0 / rh).ceil() as usize).max(1);
     let procs_v: Vec<u64> = procs.iter().copied().collect();
     let rows = (0..nrows)
         .filter(|r| r % label_every == 0)
         .map(|r| RowLabel {
-            y: top + r as f64 * rh + rh * 0.75,
+            y: px(top + r as f64 * rh + rh * 0.75),
             label: if grouped {
                 let lo = procs_v[r * procs.len() / MAX_ROWS];
                 format!("p{lo}…")
@@ -1067,8 +1073,8 @@ fn timeline(
             Rect {
                 x,
                 y: top,
-                w: (scale.x(b.end) - x).max(2.0),
-                h: plot_bottom - top,
+                w: px((scale.x(b.end) - x).max(2.0)),
+                h: px(plot_bottom - top),
                 class: band_class(&b.kind),
                 id: None,
                 title: format!(
@@ -1089,9 +1095,9 @@ fn timeline(
         let r = row_of(c);
         Rect {
             x,
-            y: top + r as f64 * rh + 1.0,
-            w: (scale.x(c.end) - x).max(1.5),
-            h: (rh - 2.0).max(2.0),
+            y: px(top + r as f64 * rh + 1.0),
+            w: px((scale.x(c.end) - x).max(1.5)),
+            h: px((rh - 2.0).max(2.0)),
             class: format!("op {}{}", c.outcome.as_str(), if hl { " hl" } else { "" }),
             id: Some(format!("op-{}", h.ops[calls[ci].invoke].index)),
             title: op_text(h, c),
@@ -1131,14 +1137,14 @@ fn timeline(
                 "ok"
             };
             ops.push(Rect {
-                x: scale.left + *b as f64 * bw,
-                y: top + *r as f64 * rh + 1.0,
-                w: bw,
-                h: (rh - 2.0).max(2.0),
+                x: px(scale.left + *b as f64 * bw),
+                y: px(top + *r as f64 * rh + 1.0),
+                w: px(bw),
+                h: px((rh - 2.0).max(2.0)),
                 class: format!("cell {class}"),
                 id: None,
                 title: format!("{} ok, {} fail, {} info", n[0], n[1], n[2]),
-                opacity: Some(0.25 + 0.75 * count as f64 / max as f64),
+                opacity: Some((25.0 + 75.0 * count as f64 / max as f64).round() / 100.0),
             });
         }
         for &ci in highlighted {

@@ -2,6 +2,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod report;
+pub mod serve;
 
 /// Documented exit codes (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +47,18 @@ pub struct Cli {
 pub enum Command {
     /// Check a history file for linearizability or transactional anomalies.
     Check(check::CheckArgs),
+    /// Write the HTML report of a stored run (RUN_DIR/report.html) or of a history file.
+    Report(report::ReportArgs),
+    /// Serve a browsable index of the runs in a store (loopback only unless --bind says otherwise).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
 pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(exit) => exit.into(),
