@@ -12,8 +12,8 @@ pub struct Analysis {
     /// unknown.
     pub verdict: Verdict,
     pub checkers: Vec<CheckerRun>,
-    /// Wall time of the whole analysis, in milliseconds.
-    pub elapsed_ms: f64,
+    /// Wall time of the whole analysis, in microseconds.
+    pub elapsed_us: u64,
 }
 
 /// One checker's result.
@@ -22,8 +22,8 @@ pub struct CheckerRun {
     /// A name for the page and the index, e.g. `linearizable` or `list-append`.
     pub name: String,
     pub verdict: Verdict,
-    /// Wall time of this checker, in milliseconds.
-    pub elapsed_ms: f64,
+    /// Wall time of this checker, in microseconds.
+    pub elapsed_us: u64,
     #[serde(flatten)]
     pub output: CheckerOutput,
 }
@@ -74,7 +74,7 @@ impl CheckerRun {
         CheckerRun {
             name: name.into(),
             verdict: output.verdict(),
-            elapsed_ms: elapsed.as_secs_f64() * 1e3,
+            elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             output,
         }
     }
@@ -89,7 +89,7 @@ impl Analysis {
         Analysis {
             verdict,
             checkers,
-            elapsed_ms: elapsed.as_secs_f64() * 1e3,
+            elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         }
     }
 

@@ -270,10 +270,8 @@ struct CycleNode {
 
 #[derive(Serialize)]
 struct CycleEdge {
-    x1: f64,
-    y1: f64,
-    x2: f64,
-    y2: f64,
+    /// SVG path: a quadratic curve from one transaction to the next.
+    d: String,
     lx: f64,
     ly: f64,
     kind: String,
@@ -503,7 +501,7 @@ impl Page {
             let mut view = CheckerView {
                 name: run.name.clone(),
                 verdict: verdict_str(run.verdict),
-                elapsed: format!("{:.1} ms", run.elapsed_ms),
+                elapsed: format!("{:.1} ms", run.elapsed_us as f64 / 1e3),
                 summary: String::new(),
                 lin: None,
                 txn: Vec::new(),
@@ -672,7 +670,7 @@ impl Page {
             },
             Param {
                 name: "analysis time".into(),
-                value: format!("{:.1} ms", a.elapsed_ms),
+                value: format!("{:.1} ms", a.elapsed_us as f64 / 1e3),
             },
         ];
         let anomalies = a.anomaly_count();
@@ -857,26 +855,38 @@ fn cycle_diagram(steps: &[StepView]) -> CycleDiagram {
         })
         .collect();
     let at = |n: &str| names.iter().position(|m| m == n).unwrap_or(0);
+    // Edges bend to their left, so the two edges of a two-transaction cycle do not overlap.
+    let bend = if names.len() == 2 { 45.0 } else { 18.0 };
     let edges = steps
         .iter()
         .map(|s| {
             let (x1, y1) = pos(at(&s.from));
             let (x2, y2) = pos(at(&s.to));
-            // Stop short of the node circles (radius 16) so the arrowhead shows.
             let (dx, dy) = (x2 - x1, y2 - y1);
             let len = (dx * dx + dy * dy).sqrt().max(1.0);
-            let (ux, uy) = (dx / len, dy / len);
-            // Labels sit off the chord's middle, outwards from the centre.
+            let (nx, ny) = (dy / len, -dx / len);
             let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
-            let (ox, oy) = (mx - c, my - c);
-            let ol = (ox * ox + oy * oy).sqrt().max(1.0);
+            let (cx, cy) = (mx + nx * bend, my + ny * bend);
+            // Start and end outside the node circles (radius 16) so the arrowhead shows.
+            let toward = |(ax, ay): (f64, f64), gap: f64| {
+                let (vx, vy) = (cx - ax, cy - ay);
+                let l = (vx * vx + vy * vy).sqrt().max(1.0);
+                (ax + vx / l * gap, ay + vy / l * gap)
+            };
+            let (sx, sy) = toward((x1, y1), 18.0);
+            let (ex, ey) = toward((x2, y2), 20.0);
             CycleEdge {
-                x1: px(x1 + ux * 18.0),
-                y1: px(y1 + uy * 18.0),
-                x2: px(x2 - ux * 20.0),
-                y2: px(y2 - uy * 20.0),
-                lx: px(mx + ox / ol * 14.0),
-                ly: px(my + oy / ol * 14.0 + 4.0),
+                d: format!(
+                    "M{} {} Q{} {} {} {}",
+                    px(sx),
+                    px(sy),
+                    px(cx),
+                    px(cy),
+                    px(ex),
+                    px(ey)
+                ),
+                lx: px(mx + nx * (bend / 2.0 + 12.0)),
+                ly: px(my + ny * (bend / 2.0 + 12.0) + 4.0),
                 kind: s.kind.clone(),
             }
         })

@@ -51,13 +51,13 @@ pub fn history(mut ops: Vec<Op>) -> History {
     h
 }
 
-/// A linearizable multi-key register history: every operation takes effect at its completion
+/// A linearizable multi-key register history (registers start as `null`): every operation takes effect at its completion
 /// instant. `info` operations (timeouts) take no effect and retire their process. With
 /// `faults`, the nemesis cycles through partition, kill, pause, clock and packet faults.
 pub fn register_history(ops: usize, procs: u64, keys: u64, seed: u64, faults: bool) -> History {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(ops + 64);
-    let mut regs = vec![0u64; keys as usize];
+    let mut regs = vec![Value::Null; keys as usize];
     let mut next_value = 1u64;
     // Per slot: the process id now using it and its open operation.
     let mut slots: Vec<(u64, Option<Op>)> = (0..procs).map(|p| (p, None)).collect();
@@ -125,9 +125,9 @@ pub fn register_history(ops: usize, procs: u64, keys: u64, seed: u64, faults: bo
                 } else {
                     done.kind = OpType::Ok;
                     if inv.f == "read" {
-                        done.value = json!(regs[key]);
+                        done.value = regs[key].clone();
                     } else {
-                        regs[key] = inv.value.as_u64().unwrap_or(0);
+                        regs[key] = inv.value.clone();
                     }
                     out.push(done);
                 }
