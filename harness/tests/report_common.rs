@@ -40,7 +40,10 @@ pub fn chromium(test: &str) -> Option<PathBuf> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    assert!(!root, "{test}: chromium is not installed (apt-get install -y chromium)");
+    assert!(
+        !root,
+        "{test}: chromium is not installed (apt-get install -y chromium)"
+    );
     eprintln!("\n*** SKIPPED: {test}: chromium not installed and not root (apt-get install -y chromium) ***\n");
     None
 }
@@ -74,8 +77,12 @@ fn run_chromium(chromium: &Path, args: &[String]) -> Output {
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
     // Files, not pipes: a full pipe would stall Chromium while we wait for it to exit.
-    .stdout(Stdio::from(std::fs::File::create(profile.join("stdout")).unwrap()))
-    .stderr(Stdio::from(std::fs::File::create(profile.join("stderr")).unwrap()));
+    .stdout(Stdio::from(
+        std::fs::File::create(profile.join("stdout")).unwrap(),
+    ))
+    .stderr(Stdio::from(
+        std::fs::File::create(profile.join("stderr")).unwrap(),
+    ));
     let mut child = cmd.spawn().expect("start chromium");
     // A hang guard, not a timing assertion.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -103,7 +110,11 @@ fn run_chromium(chromium: &Path, args: &[String]) -> Output {
 pub fn browse(chromium: &Path, page: &Path, screenshot: &Path) -> Browsed {
     let url = format!("file://{}", page.canonicalize().unwrap().display());
     let dom = run_chromium(chromium, &["--dump-dom".into(), url.clone()]);
-    assert!(dom.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "chromium --dump-dom failed: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let shot = run_chromium(
         chromium,
         &[
@@ -113,7 +124,11 @@ pub fn browse(chromium: &Path, page: &Path, screenshot: &Path) -> Browsed {
             url,
         ],
     );
-    assert!(screenshot.is_file(), "no screenshot written: {}", String::from_utf8_lossy(&shot.stderr));
+    assert!(
+        screenshot.is_file(),
+        "no screenshot written: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let mut console = Vec::new();
     for out in [&dom, &shot] {
         for line in String::from_utf8_lossy(&out.stderr).lines() {

@@ -18,7 +18,7 @@ table { border-collapse: collapse; width: 100%; } td, th { padding: 4px 10px; te
 {% for r in runs %}<tr><td>{{ r.test }}</td><td>{{ r.timestamp }}</td>
 <td>{% if r.verdict %}<span class="verdict {{ r.verdict }}">{{ r.verdict }}</span>{% else %}<span class="verdict none">no results</span>{% endif %}</td>
 <td>{{ r.anomalies }}</td><td>{% if r.duration_s is not none %}{{ r.duration_s|round(1) }} s{% endif %}</td>
-<td>{% if r.has_report %}<a href="/{{ r.rel_path|urlencode }}/report.html">report</a> · {% endif %}<a href="/{{ r.rel_path|urlencode }}/">files</a></td></tr>
+<td>{% if r.has_report %}<a href="/{{ r.rel_path }}/report.html">report</a> · {% endif %}<a href="/{{ r.rel_path }}/">files</a></td></tr>
 {% endfor %}</table>{% else %}<p>No runs in this store yet.</p>{% endif %}
 </body></html>
 "#;
@@ -28,7 +28,7 @@ const LISTING: &str = r#"<!DOCTYPE html>
 <style>body { font: 14px/1.45 system-ui, sans-serif; margin: 20px auto; max-width: 1100px; }</style></head><body>
 <h1>/{{ path }}</h1>
 <p><a href="/">all runs</a>{% if path %} · <a href="../">up</a>{% endif %}</p>
-<ul>{% for e in entries %}<li><a href="{{ e.href|urlencode }}">{{ e.name }}{% if e.dir %}/{% endif %}</a></li>
+<ul>{% for e in entries %}<li><a href="{{ e.href }}">{{ e.name }}{% if e.dir %}/{% endif %}</a></li>
 {% endfor %}</ul>
 </body></html>
 "#;
@@ -38,8 +38,31 @@ const LISTING: &str = r#"<!DOCTYPE html>
 pub struct Entry {
     pub name: String,
     pub dir: bool,
-    /// Link relative to the listed directory.
+    /// Link relative to the listed directory, percent-encoded.
     pub href: String,
+}
+
+impl Entry {
+    pub fn new(name: String, dir: bool) -> Entry {
+        let mut href = percent_encode(&name);
+        if dir {
+            href.push('/');
+        }
+        Entry { name, dir, href }
+    }
+}
+
+/// Percent-encodes everything but unreserved URL characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn env() -> Environment<'static> {
@@ -51,7 +74,8 @@ fn env() -> Environment<'static> {
     env
 }
 
-/// The index of all runs, newest first.
+/// The index of all runs, newest first. Test names and timestamps in `rel_path` are limited
+/// to `[A-Za-z0-9._-]` by the store, so they need no percent-encoding.
 pub fn render_index(runs: &[RunSummary]) -> String {
     env()
         .get_template("index.html")

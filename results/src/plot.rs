@@ -77,7 +77,10 @@ fn draw_bands<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     chart.draw_series(bands.iter().map(|b| {
         let (x0, x1) = (scale.secs(b.start), scale.secs(b.end));
         let x1 = x1.max(x0 + scale.span_secs() / 500.0);
-        Rectangle::new([(x0, y.0), (x1, y.1)], band_color(&b.kind).mix(0.18).filled())
+        Rectangle::new(
+            [(x0, y.0), (x1, y.1)],
+            band_color(&b.kind).mix(0.18).filled(),
+        )
     }))?;
     Ok(())
 }
@@ -134,13 +137,18 @@ pub fn latency(
         for kind in [OpType::Ok, OpType::Fail, OpType::Info] {
             for (fi, f) in fs.iter().enumerate() {
                 let color = outcome_color(kind);
-                let pts = done
+                let pts: Vec<(f64, f64)> = done
                     .iter()
                     .enumerate()
                     .filter(|(i, c)| {
                         i % stride == 0 && c.outcome == kind && h.ops[c.invoke].f == *f
                     })
-                    .map(|(_, c)| (scale.secs(c.start), lat(c)));
+                    .map(|(_, c)| (scale.secs(c.start), lat(c)))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                let pts = pts.into_iter();
                 let style = color.mix(0.7).filled();
                 let label = format!("{} {}", safe_label(f), kind.as_str());
                 match fi {

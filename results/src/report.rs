@@ -478,8 +478,12 @@ impl Page {
             left: 80.0,
             width: 1000.0,
         };
-        let by_index: HashMap<u64, usize> =
-            h.ops.iter().enumerate().map(|(i, o)| (o.index, i)).collect();
+        let by_index: HashMap<u64, usize> = h
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.index, i))
+            .collect();
         // The invocation index of the call each history index belongs to.
         let mut call_of: HashMap<u64, usize> = HashMap::with_capacity(calls.len() * 2);
         for (ci, c) in calls.iter().enumerate() {
@@ -628,9 +632,8 @@ impl Page {
         let latency_svg = plot::latency(h, &calls, &scale, &bands, &mut notes);
         let throughput_svg = plot::throughput(&calls, &scale, &bands);
         let offsets = faults::clock_offsets(h);
-        let clock_svg = (!offsets.is_empty()).then(|| {
-            minijinja::Value::from_safe_string(plot::clock(&offsets, &scale, &bands))
-        });
+        let clock_svg = (!offsets.is_empty())
+            .then(|| minijinja::Value::from_safe_string(plot::clock(&offsets, &scale, &bands)));
 
         let mut params = Vec::new();
         flatten("", &input.params, &mut params);
@@ -956,11 +959,7 @@ fn lin_diagram(
         })
         .collect();
     let t0 = spans.iter().map(|s| s.0).min().unwrap_or(0);
-    let t_end = spans
-        .iter()
-        .map(|s| s.1.unwrap_or(s.0))
-        .max()
-        .unwrap_or(0);
+    let t_end = spans.iter().map(|s| s.1.unwrap_or(s.0)).max().unwrap_or(0);
     // Ops that never complete run a little past the last completion.
     let t1 = (t_end + (t_end - t0) / 10).max(t0 + 1);
     let scale = Scale {
@@ -1028,6 +1027,40 @@ fn lin_diagram(
     }
 }
 
+/// Assigns processes to timeline rows ("lanes"): a process that starts after another one's last
+/// operation ended may reuse its row, as a client that crashed (`info`) is replaced by a fresh
+/// process on the same worker. Returns each process's lane and each lane's processes.
+fn lanes(h: &History, calls: &[Call]) -> (HashMap<u64, usize>, Vec<Vec<u64>>) {
+    let mut span: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
+    for c in calls {
+        if let Process::Client(p) = h.ops[c.invoke].process {
+            let e = span.entry(p).or_insert((c.start, c.end));
+            e.0 = e.0.min(c.start);
+            e.1 = e.1.max(c.end);
+        }
+    }
+    let mut order: Vec<(u64, (i64, i64))> = span.into_iter().collect();
+    order.sort_by_key(|(p, (start, _))| (*start, *p));
+    let mut lane_end: Vec<i64> = Vec::new();
+    let mut lanes: Vec<Vec<u64>> = Vec::new();
+    let mut lane_of = HashMap::new();
+    for (p, (start, end)) in order {
+        // The lowest free lane keeps workers in stable rows.
+        let lane = match lane_end.iter().position(|&e| e < start) {
+            Some(l) => l,
+            None => {
+                lane_end.push(0);
+                lanes.push(Vec::new());
+                lane_end.len() - 1
+            }
+        };
+        lane_end[lane] = end;
+        lanes[lane].push(p);
+        lane_of.insert(p, lane);
+    }
+    (lane_of, lanes)
+}
+
 /// Operations per process over time, with fault bands behind them.
 fn timeline(
     h: &History,
@@ -1037,43 +1070,41 @@ fn timeline(
     highlighted: &BTreeSet<usize>,
     notes: &mut Vec<String>,
 ) -> Timeline {
-    let procs: BTreeSet<u64> = calls
-        .iter()
-        .filter_map(|c| match h.ops[c.invoke].process {
-            Process::Client(p) => Some(p),
-            Process::Nemesis => None,
-        })
-        .collect();
+    let (lane_of, lanes) = lanes(h, calls);
     let aggregated = calls.len() > DETAIL_LIMIT;
-    let rank: HashMap<u64, usize> = procs.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-    let grouped = aggregated && procs.len() > MAX_ROWS;
-    let nrows = if grouped { MAX_ROWS } else { procs.len() };
+    let grouped = aggregated && lanes.len() > MAX_ROWS;
+    let nrows = if grouped { MAX_ROWS } else { lanes.len() };
     let row_of = |c: &Call| -> usize {
         let Process::Client(p) = h.ops[c.invoke].process else {
             return 0;
         };
-        let r = rank[&p];
+        let lane = lane_of[&p];
         if grouped {
-            r * MAX_ROWS / procs.len()
+            lane * MAX_ROWS / lanes.len()
         } else {
-            r
+            lane
         }
     };
     let rh = (720.0 / nrows.max(1) as f64).clamp(4.0, 18.0);
     let top = 6.0;
     let plot_bottom = px(top + nrows as f64 * rh);
     let label_every = ((11.0 / rh).ceil() as usize).max(1);
-    let procs_v: Vec<u64> = procs.iter().copied().collect();
     let rows = (0..nrows)
         .filter(|r| r % label_every == 0)
-        .map(|r| RowLabel {
-            y: px(top + r as f64 * rh + rh * 0.75),
-            label: if grouped {
-                let lo = procs_v[r * procs.len() / MAX_ROWS];
-                format!("p{lo}…")
+        .map(|r| {
+            let lane = if grouped {
+                r * lanes.len() / MAX_ROWS
             } else {
-                format!("p{}", procs_v[r])
-            },
+                r
+            };
+            let procs = &lanes[lane];
+            RowLabel {
+                y: px(top + r as f64 * rh + rh * 0.75),
+                label: match procs.len() {
+                    1 => format!("p{}", procs[0]),
+                    n => format!("p{} +{}", procs[0], n - 1),
+                },
+            }
         })
         .collect();
     let band_rects = bands
@@ -1119,7 +1150,7 @@ fn timeline(
             ops.push(bar(ci, c, highlighted.contains(&ci)));
         }
     } else {
-        // Per row and time bucket: how many ops, and the worst outcome among them.
+        // Per row and time bucket: how many ops of each outcome.
         let mut cells: BTreeMap<(usize, usize), [usize; 3]> = BTreeMap::new();
         let span = (scale.t1 - scale.t0).max(1) as f64;
         for c in calls {
@@ -1139,12 +1170,13 @@ fn timeline(
         let bw = scale.width / BUCKETS as f64;
         for ((r, b), n) in &cells {
             let count: usize = n.iter().sum();
-            let class = if n[2] > 0 {
-                "info"
-            } else if n[1] > 0 {
-                "fail"
-            } else {
+            // A bucket shows the commoner of fail and info once they are a tenth of it.
+            let class = if (n[1] + n[2]) * 10 < count {
                 "ok"
+            } else if n[2] >= n[1] {
+                "info"
+            } else {
+                "fail"
             };
             ops.push(Rect {
                 x: px(scale.left + *b as f64 * bw),
@@ -1162,11 +1194,12 @@ fn timeline(
         }
         notes.push(format!(
             "The history has {} client operations, more than {DETAIL_LIMIT}: the timeline shows \
-             {BUCKETS} time buckets per row (colour: worst outcome in the bucket, darker: more \
-             operations){}; operations named by an anomaly are drawn one by one.",
+             {BUCKETS} time buckets per row (orange or red when at least a tenth of a bucket's \
+             operations had an unknown outcome or failed; darker: more operations){}; \
+             operations named by an anomaly are drawn one by one.",
             calls.len(),
             if grouped {
-                format!(", with {} processes grouped into {MAX_ROWS} rows", procs.len())
+                format!(", with {} rows grouped into {MAX_ROWS}", lanes.len())
             } else {
                 String::new()
             }

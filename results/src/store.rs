@@ -17,9 +17,9 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use checkers::read::{self, Format};
 use checkers::History;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
 use crate::analysis::Analysis;
@@ -43,7 +43,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid test name {0:?}: use letters, digits, '-', '_' and '.', not starting with '.'")]
+    #[error(
+        "invalid test name {0:?}: use letters, digits, '-', '_' and '.', not starting with '.'"
+    )]
     BadTestName(String),
     #[error("{0}")]
     History(String),
@@ -110,7 +112,9 @@ impl Store {
         fs::create_dir_all(path.join(NODES_DIR)).map_err(io(&path))?;
         let link = self.root.join(LATEST_LINK);
         // Replace the link atomically: a reader never sees it missing.
-        let tmp = self.root.join(format!(".{LATEST_LINK}.{}", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".{LATEST_LINK}.{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
         #[cfg(unix)]
         {

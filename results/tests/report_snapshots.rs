@@ -8,7 +8,8 @@ use results::{render, Analysis, NodeLog, ReportInput};
 use serde_json::json;
 
 fn redact(html: &str) -> String {
-    let charts = regex::Regex::new(r#"(?s)<svg width="\d+" height="\d+" viewBox=.*?</svg>"#).unwrap();
+    let charts =
+        regex::Regex::new(r#"(?s)<svg width="\d+" height="\d+" viewBox=.*?</svg>"#).unwrap();
     let elapsed = regex::Regex::new(r"\d+\.\d ms").unwrap();
     let html = charts.replace_all(html, "[plotters chart]");
     elapsed.replace_all(&html, "[elapsed]").into_owned()
@@ -21,7 +22,10 @@ fn page(title: &str, h: &checkers::History, a: &Analysis) -> String {
         params: json!({"workload": "register", "nodes": ["n1", "n2", "n3"], "nemesis": {"faults": ["partition", "clock"], "interval_s": 0.4}}),
         history: h,
         analysis: a,
-        node_logs: vec![NodeLog { node: "n1".into(), path: "nodes/n1/server.log".into() }],
+        node_logs: vec![NodeLog {
+            node: "n1".into(),
+            path: "nodes/n1/server.log".into(),
+        }],
         files: vec!["history.jsonl".into(), "results.json".into()],
     })
 }
@@ -32,7 +36,10 @@ fn valid_run() {
     let a = analyse_register(&h);
     assert_eq!(a.verdict, checkers::verdict::Verdict::Valid);
     let html = page("register-valid", &h, &a);
-    assert!(html.contains("class=\"band f-partition\""), "a partition band is drawn");
+    assert!(
+        html.contains("class=\"band f-partition\""),
+        "a partition band is drawn"
+    );
     insta::assert_snapshot!(redact(&html));
 }
 
@@ -68,7 +75,10 @@ fn values_from_the_history_are_escaped() {
     h.ops[0].f = "<b>write</b>".into();
     let a = analyse_register(&stale_read_history());
     let html = page("<script>alert(3)</script>", &h, &a);
-    assert!(!html.contains("<script>alert"), "no injected script element");
+    assert!(
+        !html.contains("<script>alert"),
+        "no injected script element"
+    );
     assert!(!html.contains("<img src=x"), "no injected image element");
     assert!(!html.contains("<b>write"), "no injected markup");
     // minijinja also escapes '/', as `&#x2f;`.

@@ -24,7 +24,8 @@ fn a_run_reads_back_and_is_listed() {
     let run = store.create_run("register", t1).unwrap();
     run.write_history(&h).unwrap();
     run.write_results(&a).unwrap();
-    run.write_test(&serde_json::json!({"nodes": ["n1"], "time_limit_s": 30})).unwrap();
+    run.write_test(&serde_json::json!({"nodes": ["n1"], "time_limit_s": 30}))
+        .unwrap();
     std::fs::write(run.node_dir("n1").unwrap().join("server.log"), "started\n").unwrap();
 
     assert_eq!(run.read_history().unwrap(), h);
@@ -40,13 +41,24 @@ fn a_run_reads_back_and_is_listed() {
     run2.write_history(&txn).unwrap();
     run2.write_results(&b).unwrap();
     assert_eq!(run2.read_results().unwrap(), Some(b));
-    assert_eq!(store.latest(), Some(results::RunDir { path: std::fs::canonicalize(&run2.path).unwrap() }));
+    assert_eq!(
+        store.latest(),
+        Some(results::RunDir {
+            path: std::fs::canonicalize(&run2.path).unwrap()
+        })
+    );
 
     let runs = store.runs().unwrap();
-    let names: Vec<(&str, &str)> = runs.iter().map(|r| (r.test.as_str(), r.timestamp.as_str())).collect();
+    let names: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.test.as_str(), r.timestamp.as_str()))
+        .collect();
     assert_eq!(
         names,
-        vec![("list-append", "20260102T030500.000Z"), ("register", "20260102T030405.000Z")]
+        vec![
+            ("list-append", "20260102T030500.000Z"),
+            ("register", "20260102T030405.000Z")
+        ]
     );
     assert_eq!(runs[1].verdict, Some(checkers::verdict::Verdict::Invalid));
     assert_eq!(runs[1].anomalies, 1);
@@ -59,10 +71,17 @@ fn bad_test_names_and_history_lines_are_errors() {
     let store = Store::new(&root);
     let now = chrono::Utc::now();
     for bad in ["", "..", "../x", "a/b", ".hidden"] {
-        assert!(store.create_run(bad, now).is_err(), "{bad:?} must be rejected");
+        assert!(
+            store.create_run(bad, now).is_err(),
+            "{bad:?} must be rejected"
+        );
     }
     let run = store.create_run("t", now).unwrap();
-    std::fs::write(run.history_path(), "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n").unwrap();
+    std::fs::write(
+        run.history_path(),
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n",
+    )
+    .unwrap();
     let err = run.read_history().unwrap_err().to_string();
     assert!(err.contains("history.jsonl:2"), "{err}");
 }

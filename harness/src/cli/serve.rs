@@ -76,7 +76,15 @@ async fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
     // Read the request head; bodies are not used (GET and HEAD only).
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         if buf.len() > 16 * 1024 {
-            return write(&mut stream, Response::text("431 Request Header Fields Too Large", "request head too large\n"), false).await;
+            return write(
+                &mut stream,
+                Response::text(
+                    "431 Request Header Fields Too Large",
+                    "request head too large\n",
+                ),
+                false,
+            )
+            .await;
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -177,10 +185,10 @@ fn respond(root: &Path, target: &str) -> Response {
             Ok(rd) => rd
                 .filter_map(Result::ok)
                 .map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let dir = e.path().is_dir();
-                    let href = if dir { format!("{name}/") } else { name.clone() };
-                    Entry { name, dir, href }
+                    Entry::new(
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.path().is_dir(),
+                    )
                 })
                 .collect(),
             Err(e) => return Response::text("500 Internal Server Error", &format!("{e}\n")),

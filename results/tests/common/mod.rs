@@ -72,19 +72,34 @@ pub fn register_history(ops: usize, procs: u64, keys: u64, seed: u64, faults: bo
         time += 50_000 + rng.below(400_000) as i64;
         if faults && out.len() - last_fault_switch >= fault_every {
             last_fault_switch = out.len();
-            let nemesis = |f: String, value: Value| op(time, Process::Nemesis, OpType::Info, &f, value);
+            let nemesis =
+                |f: String, value: Value| op(time, Process::Nemesis, OpType::Info, &f, value);
             match active.take() {
-                Some("clock") => out.push(nemesis("reset-clock".into(), json!({"offsets_ms": {"n1": 0, "n2": 0, "n3": 0}, "outcome": "installed"}))),
-                Some(kind) => out.push(nemesis(format!("stop-{kind}"), json!({"outcome": "installed"}))),
+                Some("clock") => out.push(nemesis(
+                    "reset-clock".into(),
+                    json!({"offsets_ms": {"n1": 0, "n2": 0, "n3": 0}, "outcome": "installed"}),
+                )),
+                Some(kind) => out.push(nemesis(
+                    format!("stop-{kind}"),
+                    json!({"outcome": "installed"}),
+                )),
                 None => {
                     let kind = fault_kinds[fault_at % fault_kinds.len()];
                     fault_at += 1;
                     let value = match kind {
-                        "partition" => json!({"grudge": {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}, "outcome": "installed"}),
-                        "clock" => json!({"offsets_ms": {"n1": 120, "n2": -80, "n3": 0}, "outcome": "installed"}),
+                        "partition" => {
+                            json!({"grudge": {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}, "outcome": "installed"})
+                        }
+                        "clock" => {
+                            json!({"offsets_ms": {"n1": 120, "n2": -80, "n3": 0}, "outcome": "installed"})
+                        }
                         _ => json!({"nodes": ["n2"], "outcome": "installed"}),
                     };
-                    let f = if kind == "clock" { "bump-clock".to_string() } else { format!("start-{kind}") };
+                    let f = if kind == "clock" {
+                        "bump-clock".to_string()
+                    } else {
+                        format!("start-{kind}")
+                    };
                     out.push(nemesis(f, value));
                     active = Some(kind);
                 }
@@ -160,13 +175,25 @@ pub fn stale_read_history() -> History {
         op(0, client(0), OpType::Invoke, "write", json!(1)),
         op(10 * ms, client(0), OpType::Ok, "write", json!(1)),
         op(20 * ms, client(1), OpType::Invoke, "write", json!(2)),
-        op(25 * ms, Process::Nemesis, OpType::Info, "start-partition", json!({"grudge": {"n1": ["n2", "n3"]}, "outcome": "installed"})),
+        op(
+            25 * ms,
+            Process::Nemesis,
+            OpType::Info,
+            "start-partition",
+            json!({"grudge": {"n1": ["n2", "n3"]}, "outcome": "installed"}),
+        ),
         op(30 * ms, client(1), OpType::Ok, "write", json!(2)),
         op(35 * ms, client(2), OpType::Invoke, "read", Value::Null),
         op(38 * ms, client(0), OpType::Invoke, "read", Value::Null),
         op(45 * ms, client(2), OpType::Ok, "read", json!(2)),
         op(50 * ms, client(0), OpType::Ok, "read", json!(1)),
-        op(60 * ms, Process::Nemesis, OpType::Info, "stop-partition", json!({"outcome": "installed"})),
+        op(
+            60 * ms,
+            Process::Nemesis,
+            OpType::Info,
+            "stop-partition",
+            json!({"outcome": "installed"}),
+        ),
     ])
 }
 
@@ -176,17 +203,74 @@ pub fn cycles_history() -> History {
     let ms = 1_000_000;
     let t = |p: u64, at: i64, kind: OpType, v: Value| op(at * ms, client(p), kind, "txn", v);
     history(vec![
-        t(0, 0, OpType::Invoke, json!([["append", "x", 1], ["r", "y", null]])),
-        t(1, 1, OpType::Invoke, json!([["append", "y", 2], ["r", "x", null]])),
-        t(0, 2, OpType::Ok, json!([["append", "x", 1], ["r", "y", [2]]])),
-        t(1, 3, OpType::Ok, json!([["append", "y", 2], ["r", "x", [1]]])),
-        op(4 * ms, Process::Nemesis, OpType::Info, "start-pause", json!({"nodes": ["n2"], "outcome": "installed"})),
-        t(2, 5, OpType::Invoke, json!([["r", "a", null], ["append", "b", 1]])),
-        t(3, 6, OpType::Invoke, json!([["r", "b", null], ["append", "a", 2]])),
-        t(2, 7, OpType::Ok, json!([["r", "a", []], ["append", "b", 1]])),
-        t(3, 8, OpType::Ok, json!([["r", "b", []], ["append", "a", 2]])),
-        op(9 * ms, Process::Nemesis, OpType::Info, "stop-pause", json!({"outcome": "installed"})),
-        t(4, 10, OpType::Invoke, json!([["r", "a", null], ["r", "b", null]])),
+        t(
+            0,
+            0,
+            OpType::Invoke,
+            json!([["append", "x", 1], ["r", "y", null]]),
+        ),
+        t(
+            1,
+            1,
+            OpType::Invoke,
+            json!([["append", "y", 2], ["r", "x", null]]),
+        ),
+        t(
+            0,
+            2,
+            OpType::Ok,
+            json!([["append", "x", 1], ["r", "y", [2]]]),
+        ),
+        t(
+            1,
+            3,
+            OpType::Ok,
+            json!([["append", "y", 2], ["r", "x", [1]]]),
+        ),
+        op(
+            4 * ms,
+            Process::Nemesis,
+            OpType::Info,
+            "start-pause",
+            json!({"nodes": ["n2"], "outcome": "installed"}),
+        ),
+        t(
+            2,
+            5,
+            OpType::Invoke,
+            json!([["r", "a", null], ["append", "b", 1]]),
+        ),
+        t(
+            3,
+            6,
+            OpType::Invoke,
+            json!([["r", "b", null], ["append", "a", 2]]),
+        ),
+        t(
+            2,
+            7,
+            OpType::Ok,
+            json!([["r", "a", []], ["append", "b", 1]]),
+        ),
+        t(
+            3,
+            8,
+            OpType::Ok,
+            json!([["r", "b", []], ["append", "a", 2]]),
+        ),
+        op(
+            9 * ms,
+            Process::Nemesis,
+            OpType::Info,
+            "stop-pause",
+            json!({"outcome": "installed"}),
+        ),
+        t(
+            4,
+            10,
+            OpType::Invoke,
+            json!([["r", "a", null], ["r", "b", null]]),
+        ),
         t(4, 11, OpType::Ok, json!([["r", "a", [2]], ["r", "b", [1]]])),
     ])
 }
