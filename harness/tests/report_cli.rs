@@ -185,6 +185,8 @@ fn serve_lists_runs_and_stays_inside_the_store() {
     let (status, page) = get(&addr, &format!("/{rel}/report.html"));
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(page.contains("Not linearizable"));
+    let (status, _) = get(&addr, &format!("/{rel}"));
+    assert_eq!(status, "HTTP/1.1 301 Moved Permanently");
     let (status, listing) = get(&addr, &format!("/{rel}/"));
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(listing.contains("history.jsonl"));

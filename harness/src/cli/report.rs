@@ -47,6 +47,18 @@ pub enum ReportModel {
     Set,
 }
 
+/// What a report is made of, before rendering.
+struct Loaded {
+    title: String,
+    started: Option<String>,
+    params: serde_json::Value,
+    history: History,
+    analysis: Analysis,
+    node_logs: Vec<results::NodeLog>,
+    files: Vec<String>,
+    out: PathBuf,
+}
+
 pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let limit = match args.time_limit {
         Some(s) => Some(Duration::try_from_secs_f64(s).map_err(|_| {
@@ -56,89 +68,106 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
         })?),
         None => None,
     };
-    let (input_title, started, params, history, analysis, node_logs, files, out) = if args
-        .path
-        .is_dir()
-    {
-        let run = RunDir::open(&args.path).map_err(|e| BadInput(e.to_string()))?;
-        let history = run.read_history().map_err(|e| BadInput(e.to_string()))?;
-        let stored = run.read_results().map_err(|e| BadInput(e.to_string()))?;
-        let analysis = match (args.model, stored) {
-            (Some(m), _) => analyse(&history, m, limit, &run.history_path())?,
-            (None, Some(a)) => a,
-            (None, None) => {
-                let guess = guess_model(Format::Jsonl, &history);
-                analyse(&history, guess, limit, &run.history_path())?
-            }
-        };
-        let params = run.read_test().map_err(|e| BadInput(e.to_string()))?;
-        let node_logs = run.node_logs().map_err(|e| BadInput(e.to_string()))?;
-        let files = [
-            store::HISTORY_FILE,
-            store::TEST_FILE,
-            store::RESULTS_FILE,
-            store::LOG_FILE,
-        ]
-        .iter()
-        .filter(|f| run.path.join(f).is_file())
-        .map(|f| f.to_string())
-        .collect();
-        let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
-        let stamp = abs.file_name().map(|s| s.to_string_lossy().into_owned());
-        let test = abs
-            .parent()
-            .and_then(Path::file_name)
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
-        let out = args.out.clone().unwrap_or_else(|| run.report_path());
-        (
-            test, stamp, params, history, analysis, node_logs, files, out,
-        )
+    let loaded = if args.path.is_dir() {
+        load_run(&args, limit)?
     } else {
-        let name = args.path.display().to_string();
-        let file = std::fs::File::open(&args.path)
-            .map_err(|e| BadInput(format!("{name}: cannot open: {e}")))?;
-        let (history, format) = read::read_history_detect(file, &name, args.format.into())
-            .map_err(|e| BadInput(e.to_string()))?;
-        let model = args.model.unwrap_or_else(|| guess_model(format, &history));
-        let analysis = analyse(&history, model, limit, &args.path)?;
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| args.path.with_extension("html"));
-        let title = args
-            .path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or(name);
-        let files = relative_link(&out, &args.path).into_iter().collect();
-        let params = serde_json::json!({ "history": args.path.display().to_string(), "model": model_name(model) });
-        (
-            title,
-            None,
-            params,
-            history,
-            analysis,
-            Vec::new(),
-            files,
-            out,
-        )
+        load_history_file(&args, limit)?
     };
     let html = results::render(&ReportInput {
-        title: input_title,
-        started,
-        params,
-        history: &history,
-        analysis: &analysis,
-        node_logs,
-        files,
+        title: loaded.title,
+        started: loaded.started,
+        params: loaded.params,
+        history: &loaded.history,
+        analysis: &loaded.analysis,
+        node_logs: loaded.node_logs,
+        files: loaded.files,
     });
+    let out = loaded.out;
     std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
-    println!("{}: {} report written", out.display(), analysis.verdict);
-    Ok(match analysis.verdict {
+    println!(
+        "{}: {} report written",
+        out.display(),
+        loaded.analysis.verdict
+    );
+    Ok(match loaded.analysis.verdict {
         Verdict::Valid => Exit::Valid,
         Verdict::Invalid => Exit::Invalid,
         Verdict::Unknown => Exit::Unknown,
+    })
+}
+
+/// A stored run: its history, its results.json (or a fresh check with `--model`, or when the
+/// run has no results yet), its options and its files.
+fn load_run(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Result<Loaded> {
+    let bad = |e: results::StoreError| BadInput(e.to_string());
+    let run = RunDir::open(&args.path).map_err(bad)?;
+    let history = run.read_history().map_err(bad)?;
+    let stored = run.read_results().map_err(bad)?;
+    let analysis = match (args.model, stored) {
+        (Some(m), _) => analyse(&history, m, limit, &run.history_path())?,
+        (None, Some(a)) => a,
+        (None, None) => {
+            let guess = guess_model(Format::Jsonl, &history);
+            analyse(&history, guess, limit, &run.history_path())?
+        }
+    };
+    let files = [
+        store::HISTORY_FILE,
+        store::TEST_FILE,
+        store::RESULTS_FILE,
+        store::LOG_FILE,
+    ]
+    .iter()
+    .filter(|f| run.path.join(f).is_file())
+    .map(|f| f.to_string())
+    .collect();
+    // store/<test>/<timestamp>: the title and start time come from the path.
+    let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
+    let started = abs.file_name().map(|s| s.to_string_lossy().into_owned());
+    let title = abs
+        .parent()
+        .and_then(Path::file_name)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    Ok(Loaded {
+        title,
+        started,
+        params: run.read_test().map_err(bad)?,
+        history,
+        analysis,
+        node_logs: run.node_logs().map_err(bad)?,
+        files,
+        out: args.out.clone().unwrap_or_else(|| run.report_path()),
+    })
+}
+
+/// Any history file the checkers read, checked now.
+fn load_history_file(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Result<Loaded> {
+    let name = args.path.display().to_string();
+    let file = std::fs::File::open(&args.path)
+        .map_err(|e| BadInput(format!("{name}: cannot open: {e}")))?;
+    let (history, format) = read::read_history_detect(file, &name, args.format.into())
+        .map_err(|e| BadInput(e.to_string()))?;
+    let model = args.model.unwrap_or_else(|| guess_model(format, &history));
+    let analysis = analyse(&history, model, limit, &args.path)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.path.with_extension("html"));
+    let title = args
+        .path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(name.clone());
+    Ok(Loaded {
+        title,
+        started: None,
+        params: serde_json::json!({ "history": name, "model": model_name(model) }),
+        history,
+        analysis,
+        node_logs: Vec::new(),
+        files: relative_link(&out, &args.path).into_iter().collect(),
+        out,
     })
 }
 

@@ -50,6 +50,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
 struct Response {
     status: &'static str,
     content_type: &'static str,
+    /// For redirects.
+    location: Option<String>,
     body: Vec<u8>,
 }
 
@@ -58,6 +60,7 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
+            location: None,
             body: body.as_bytes().to_vec(),
         }
     }
@@ -65,6 +68,7 @@ impl Response {
         Response {
             status: "200 OK",
             content_type: "text/html; charset=utf-8",
+            location: None,
             body: body.into_bytes(),
         }
     }
@@ -103,8 +107,12 @@ async fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
 }
 
 async fn write(stream: &mut TcpStream, r: Response, head_only: bool) -> std::io::Result<()> {
+    let location = r
+        .location
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     let header = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{location}X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         r.status,
         r.content_type,
         r.body.len()
@@ -173,12 +181,18 @@ fn respond(root: &Path, target: &str) -> Response {
         return Response::text("404 Not Found", "not found in this store\n");
     };
     if path.is_dir() {
-        if !target.split('?').next().unwrap_or("").ends_with('/') {
-            // Relative links in a listing need the trailing slash.
+        let dir_path = target.split('?').next().unwrap_or("");
+        if !dir_path.ends_with('/') {
+            // Relative links in a listing need the trailing slash. The path was checked above
+            // and a CR/LF cannot survive percent-decoding into a valid path, but be strict.
+            if dir_path.contains(['\r', '\n']) {
+                return Response::text("404 Not Found", "not found in this store\n");
+            }
             return Response {
-                status: "404 Not Found",
-                content_type: "text/html; charset=utf-8",
-                body: b"<a href=\"./\">directory: add a trailing slash</a>".to_vec(),
+                status: "301 Moved Permanently",
+                content_type: "text/plain; charset=utf-8",
+                location: Some(format!("{dir_path}/")),
+                body: b"moved\n".to_vec(),
             };
         }
         let mut entries: Vec<Entry> = match std::fs::read_dir(&path) {
@@ -204,6 +218,7 @@ fn respond(root: &Path, target: &str) -> Response {
         Ok(body) => Response {
             status: "200 OK",
             content_type: content_type(&path),
+            location: None,
             body,
         },
         Err(_) => Response::text("404 Not Found", "not found in this store\n"),
