@@ -1027,34 +1027,42 @@ fn lin_diagram(
     }
 }
 
-/// Assigns processes to timeline rows ("lanes"): a process that starts after another one's last
-/// operation ended may reuse its row, as a client that crashed (`info`) is replaced by a fresh
-/// process on the same worker. Returns each process's lane and each lane's processes.
+/// Assigns processes to timeline rows ("lanes"): a client whose last operation had an unknown
+/// outcome (`info`) is replaced by a fresh process on the same worker, so the first process
+/// starting after it ended takes over its row. Returns each process's lane and each lane's
+/// processes.
 fn lanes(h: &History, calls: &[Call]) -> (HashMap<u64, usize>, Vec<Vec<u64>>) {
-    let mut span: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
+    // Per process: first start, last end, and whether its last operation had an unknown
+    // outcome (the worker then went on under a fresh process id).
+    let mut span: BTreeMap<u64, (i64, i64, bool)> = BTreeMap::new();
     for c in calls {
         if let Process::Client(p) = h.ops[c.invoke].process {
-            let e = span.entry(p).or_insert((c.start, c.end));
+            let crashed = c.outcome == OpType::Info;
+            let e = span.entry(p).or_insert((c.start, c.end, crashed));
             e.0 = e.0.min(c.start);
-            e.1 = e.1.max(c.end);
+            if c.end >= e.1 {
+                e.1 = c.end;
+                e.2 = crashed;
+            }
         }
     }
-    let mut order: Vec<(u64, (i64, i64))> = span.into_iter().collect();
-    order.sort_by_key(|(p, (start, _))| (*start, *p));
-    let mut lane_end: Vec<i64> = Vec::new();
+    let mut order: Vec<(u64, (i64, i64, bool))> = span.into_iter().collect();
+    order.sort_by_key(|(p, (start, _, _))| (*start, *p));
+    // Per lane: when its current process ended, if it crashed (else the lane is not reused).
+    let mut free_at: Vec<Option<i64>> = Vec::new();
     let mut lanes: Vec<Vec<u64>> = Vec::new();
     let mut lane_of = HashMap::new();
-    for (p, (start, end)) in order {
+    for (p, (start, end, crashed)) in order {
         // The lowest free lane keeps workers in stable rows.
-        let lane = match lane_end.iter().position(|&e| e < start) {
+        let lane = match free_at.iter().position(|f| f.is_some_and(|e| e < start)) {
             Some(l) => l,
             None => {
-                lane_end.push(0);
+                free_at.push(None);
                 lanes.push(Vec::new());
-                lane_end.len() - 1
+                free_at.len() - 1
             }
         };
-        lane_end[lane] = end;
+        free_at[lane] = crashed.then_some(end);
         lanes[lane].push(p);
         lane_of.insert(p, lane);
     }
