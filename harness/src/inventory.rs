@@ -100,6 +100,13 @@ pub enum InventoryError {
         file: String,
         cause: std::io::Error,
     },
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{file}:{line}: {message}")]
     Invalid {
         file: String,
@@ -347,7 +354,12 @@ fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> InventoryError {
         None => text,
     };
     match e.location() {
-        Some(loc) => invalid(file, loc.line(), format!("column {}: {message}", loc.column())),
+        Some(loc) => InventoryError::Syntax {
+            file: file.to_string(),
+            line: loc.line(),
+            column: loc.column(),
+            message,
+        },
         None => invalid(file, 1, message),
     }
 }
