@@ -39,10 +39,25 @@ async fn exec_passes_stdin_and_returns_stdout_stderr_and_status() {
     assert!(out.success());
 
     // `run` turns a non-zero exit into an error naming node and command.
-    let err = r.run(Command::new("echo nope >&2; false")).await.unwrap_err();
+    let err = r
+        .run(Command::new("echo nope >&2; false"))
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, RemoteError::Failed { status: Some(1), .. }), "{msg}");
-    assert!(msg.contains("n1") && msg.contains("false") && msg.contains("nope"), "{msg}");
+    assert!(
+        matches!(
+            err,
+            RemoteError::Failed {
+                status: Some(1),
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("n1") && msg.contains("false") && msg.contains("nope"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +73,9 @@ async fn twenty_commands_run_in_parallel_over_one_connection() {
             tokio::spawn(async move {
                 // sshd runs every channel's shell from the one process serving the connection:
                 // one connection means one parent for all twenty.
-                r.run(Command::new(format!("echo {i} $PPID"))).await.unwrap()
+                r.run(Command::new(format!("echo {i} $PPID")))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -69,7 +86,11 @@ async fn twenty_commands_run_in_parallel_over_one_connection() {
         assert_eq!(words.next(), Some(i.to_string().as_str()));
         parents.insert(words.next().unwrap().to_string());
     }
-    assert_eq!(parents.len(), 1, "commands were served by several connections: {parents:?}");
+    assert_eq!(
+        parents.len(),
+        1,
+        "commands were served by several connections: {parents:?}"
+    );
 }
 
 #[tokio::test]
@@ -84,15 +105,33 @@ async fn upload_then_download_returns_identical_bytes() {
     let path = format!("{}/deep/er/blob.bin", sshd.dir.display());
     r.upload(&bytes, &path, 0o640).await.unwrap();
     let back = r.download(&path).await.unwrap();
-    assert!(back == bytes, "downloaded {} bytes differ from the uploaded {}", back.len(), bytes.len());
-    let mode = r.run(Command::new(format!("stat -c %a {path}"))).await.unwrap();
+    assert!(
+        back == bytes,
+        "downloaded {} bytes differ from the uploaded {}",
+        back.len(),
+        bytes.len()
+    );
+    let mode = r
+        .run(Command::new(format!("stat -c %a {path}")))
+        .await
+        .unwrap();
     assert_eq!(mode.trim(), "640");
     // No temporary file is left next to the target.
-    let listing = r.run(Command::new(format!("ls {}/deep/er", sshd.dir.display()))).await.unwrap();
+    let listing = r
+        .run(Command::new(format!("ls {}/deep/er", sshd.dir.display())))
+        .await
+        .unwrap();
     assert_eq!(listing.trim(), "blob.bin");
 
-    let err = r.download("/nonexistent/file").await.unwrap_err().to_string();
-    assert!(err.contains("n1") && err.contains("/nonexistent/file") && err.contains("No such file"), "{err}");
+    let err = r
+        .download("/nonexistent/file")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("n1") && err.contains("/nonexistent/file") && err.contains("No such file"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +147,11 @@ async fn sudo_runs_as_another_user() {
     // The wrapper for another user, as sent to the node.
     let wrapped = shell::wrap_sudo("id -un", "root", Some("nobody"), None);
     assert_eq!(wrapped.script, "sudo -n -u nobody -- sh -c 'id -un'");
-    let has_sudo = r.exec(Command::new("command -v sudo")).await.unwrap().success();
+    let has_sudo = r
+        .exec(Command::new("command -v sudo"))
+        .await
+        .unwrap()
+        .success();
     if !has_sudo {
         eprintln!("SKIPPED (live part): `sudo` is not installed here; only the command construction was checked");
         return;
@@ -134,7 +177,10 @@ async fn a_command_that_outlives_its_timeout_reports_timeout_and_frees_the_chann
         .unwrap_err();
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("n1") && msg.contains("sleep 10") && msg.contains("300ms"), "{msg}");
+    assert!(
+        msg.contains("n1") && msg.contains("sleep 10") && msg.contains("300ms"),
+        "{msg}"
+    );
     // With a single channel slot, this only runs if the timed-out channel was released.
     assert_eq!(r.run(Command::new("echo after")).await.unwrap(), "after\n");
 }
@@ -146,14 +192,23 @@ async fn connect_all_reaches_every_node_of_an_inventory() {
     }
     let servers: Vec<TestSshd> = (0..3).map(|_| TestSshd::start()).collect();
     let inventory = Inventory {
-        nodes: servers.iter().enumerate().map(|(i, s)| s.node(&format!("n{}", i + 1))).collect(),
+        nodes: servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.node(&format!("n{}", i + 1)))
+            .collect(),
     };
-    let remotes = connect_all(&inventory, &SshOptions::default()).await.unwrap();
+    let remotes = connect_all(&inventory, &SshOptions::default())
+        .await
+        .unwrap();
     let names: Vec<&str> = remotes.iter().map(|r| r.name()).collect();
     assert_eq!(names, ["n1", "n2", "n3"]);
     for (r, s) in remotes.iter().zip(&servers) {
         // Each remote talks to its own server: the server's port shows up in SSH_CONNECTION.
         let conn = r.run(Command::new("echo $SSH_CONNECTION")).await.unwrap();
-        assert_eq!(conn.split_whitespace().nth(3), Some(s.port.to_string().as_str()));
+        assert_eq!(
+            conn.split_whitespace().nth(3),
+            Some(s.port.to_string().as_str())
+        );
     }
 }

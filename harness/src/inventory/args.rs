@@ -14,7 +14,12 @@ pub struct InventoryArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["nodes", "nodes_file"])]
     pub vagrant_ssh_config: Option<PathBuf>,
     /// Comma-separated hosts (`n1,n2,n3` or `10.0.0.1:2222,...`); each node is named after its entry.
-    #[arg(long, value_name = "HOSTS", value_delimiter = ',', conflicts_with = "nodes_file")]
+    #[arg(
+        long,
+        value_name = "HOSTS",
+        value_delimiter = ',',
+        conflicts_with = "nodes_file"
+    )]
     pub nodes: Vec<String>,
     /// File with one host per line (`#` comments).
     #[arg(long, value_name = "FILE")]
@@ -72,14 +77,18 @@ impl InventoryArgs {
             return Inventory::from_hosts(&entries, &file.display().to_string(), &defaults);
         }
         if !self.nodes.is_empty() {
-            let entries: Vec<(usize, String)> =
-                self.nodes.iter().map(|n| (0, n.trim().to_string())).collect();
+            let entries: Vec<(usize, String)> = self
+                .nodes
+                .iter()
+                .map(|n| (0, n.trim().to_string()))
+                .collect();
             return Inventory::from_hosts(&entries, "--nodes", &defaults);
         }
         Err(InventoryError::Flag {
             flag: "--nodes".into(),
-            message: "no nodes given: use --nodes, --nodes-file, --inventory or --vagrant-ssh-config"
-                .into(),
+            message:
+                "no nodes given: use --nodes, --nodes-file, --inventory or --vagrant-ssh-config"
+                    .into(),
         })
     }
 }

@@ -178,7 +178,10 @@ impl std::fmt::Debug for SshRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshRemote")
             .field("node", &self.node.name)
-            .field("addr", &format!("{}@{}:{}", self.node.user, self.node.host, self.node.port))
+            .field(
+                "addr",
+                &format!("{}@{}:{}", self.node.user, self.node.host, self.node.port),
+            )
             .finish()
     }
 }
@@ -189,12 +192,29 @@ struct AttemptError {
     error: RemoteError,
 }
 
-/// Connects to every node of the inventory in parallel. Fails with the first error (by node order)
-/// if any node cannot be reached; the others' errors are logged.
+/// Nodes [`connect_all`] could not reach, each with its own error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {} of {total} nodes: {}", .errors.len(), join_errors(.errors))]
+pub struct ConnectAllError {
+    /// One error per failed node, in inventory order (each names its node).
+    pub errors: Vec<RemoteError>,
+    pub total: usize,
+}
+
+fn join_errors(errors: &[RemoteError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Connects to every node of the inventory in parallel. Fails unless all nodes are reached; the
+/// error lists every node that was not.
 pub async fn connect_all(
     inventory: &Inventory,
     opts: &SshOptions,
-) -> Result<Vec<Arc<SshRemote>>, RemoteError> {
+) -> Result<Vec<Arc<SshRemote>>, ConnectAllError> {
     let tasks: Vec<_> = inventory
         .nodes
         .iter()
@@ -205,7 +225,7 @@ pub async fn connect_all(
         })
         .collect();
     let mut remotes = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for (task, node) in tasks.into_iter().zip(&inventory.nodes) {
         let result = task.await.unwrap_or_else(|e| {
             Err(RemoteError::Other {
@@ -215,15 +235,16 @@ pub async fn connect_all(
         });
         match result {
             Ok(r) => remotes.push(Arc::new(r)),
-            Err(e) => {
-                tracing::warn!(node = %node.name, error = %e, "cannot connect");
-                first_error.get_or_insert(e);
-            }
+            Err(e) => errors.push(e),
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(remotes),
+    if errors.is_empty() {
+        Ok(remotes)
+    } else {
+        Err(ConnectAllError {
+            errors,
+            total: inventory.nodes.len(),
+        })
     }
 }
 
@@ -330,8 +351,16 @@ impl SshRemote {
         let mut reconnected = false;
         let mut open_retries = 0;
         loop {
-            let (handle, generation) = self.current().await;
-            let attempt = self.attempt(&handle, &wrapped.script, &cmd.script, stdin.as_deref(), deadline);
+            let Ok((handle, generation)) = timeout_at(deadline, self.current()).await else {
+                return Err(timed_out());
+            };
+            let attempt = self.attempt(
+                &handle,
+                &wrapped.script,
+                &cmd.script,
+                stdin.as_deref(),
+                deadline,
+            );
             let err = match attempt.await {
                 Ok(out) => return Ok(out),
                 Err(e) => e,
@@ -436,18 +465,23 @@ impl SshRemote {
                 };
                 match msg {
                     Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => out.stderr.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        out.stderr.extend_from_slice(&data)
+                    }
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
                         out.status = Some(exit_status);
                         exit_seen = true;
                     }
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        // Output::status stays None: "killed by a signal".
                         exit_seen = true;
-                        let note = format!("[killed by signal {signal_name:?}]\n");
-                        out.stderr.extend_from_slice(note.as_bytes());
+                        tracing::debug!(node = %node, command = shown, signal = ?signal_name, "killed by a signal");
                     }
                     Some(ChannelMsg::Failure) if !exit_seen => {
-                        return Err(channel_error(true, "the server refused the exec request".into()));
+                        return Err(channel_error(
+                            true,
+                            "the server refused the exec request".into(),
+                        ));
                     }
                     Some(ChannelMsg::Close) => {
                         closed_cleanly = true;
@@ -458,7 +492,10 @@ impl SshRemote {
                 }
             }
             if !closed_cleanly && !exit_seen {
-                return Err(channel_error(true, "the channel closed before the command finished".into()));
+                return Err(channel_error(
+                    true,
+                    "the channel closed before the command finished".into(),
+                ));
             }
             Ok(out)
         };
@@ -475,7 +512,11 @@ impl SshRemote {
     }
 
     /// Runs an idempotent transfer command with the transfer time limit.
-    async fn transfer(&self, script: String, stdin: Option<Vec<u8>>) -> Result<Output, RemoteError> {
+    async fn transfer(
+        &self,
+        script: String,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, RemoteError> {
         let mut cmd = Command::new(script).timeout(self.opts.transfer_timeout);
         cmd.stdin = stdin;
         let shown = cmd.script.clone();
@@ -503,7 +544,9 @@ async fn establish(
     let addr = format!("{}:{}", node.host, node.port);
     let mut delay = opts.backoff;
     let attempts = opts.connect_attempts.max(1);
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let once = connect_once(node, policy, config.clone());
         let error = match tokio::time::timeout(opts.connect_timeout, once).await {
             Ok(Ok(handle)) => return Ok(handle),
@@ -522,11 +565,13 @@ async fn establish(
         let transient = matches!(error, RemoteError::Unreachable { .. });
         if !transient || attempt >= attempts {
             return Err(match error {
-                RemoteError::Unreachable { node, addr, cause } if attempt > 1 => RemoteError::Unreachable {
-                    node,
-                    addr,
-                    cause: format!("{cause} (after {attempt} attempts)"),
-                },
+                RemoteError::Unreachable { node, addr, cause } if attempt > 1 => {
+                    RemoteError::Unreachable {
+                        node,
+                        addr,
+                        cause: format!("{cause} (after {attempt} attempts)"),
+                    }
+                }
                 e => e,
             });
         }
@@ -534,7 +579,6 @@ async fn establish(
         sleep(delay).await;
         delay *= 2;
     }
-    unreachable!("the loop returns")
 }
 
 async fn connect_once(
@@ -560,7 +604,9 @@ async fn connect_once(
     };
     let map = |e: ConnectError| match e {
         ConnectError::Remote(r) => r,
-        ConnectError::Ssh(russh::Error::IO(io)) => unreachable(format!("connection broken during the SSH handshake: {io}")),
+        ConnectError::Ssh(russh::Error::IO(io)) => {
+            unreachable(format!("connection broken during the SSH handshake: {io}"))
+        }
         ConnectError::Ssh(russh::Error::Disconnect | russh::Error::HUP) => {
             unreachable("the server closed the connection during the SSH handshake".into())
         }

@@ -94,7 +94,10 @@ mod tests {
         let none = wrap_sudo("id -un", "admin", None, None);
         assert_eq!(none.script, "id -un");
         let w = wrap_sudo("echo 'hi' && id -un", "admin", Some("root"), None);
-        assert_eq!(w.script, r"sudo -n -u root -- sh -c 'echo '\''hi'\'' && id -un'");
+        assert_eq!(
+            w.script,
+            r"sudo -n -u root -- sh -c 'echo '\''hi'\'' && id -un'"
+        );
         assert_eq!(w.stdin_prefix, None);
         let p = wrap_sudo("id -un", "admin", Some("postgres"), Some("s3cret"));
         assert_eq!(p.script, "sudo -k -S -p '' -u postgres -- sh -c 'id -un'");
