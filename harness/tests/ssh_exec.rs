@@ -171,16 +171,23 @@ async fn a_command_that_outlives_its_timeout_reports_timeout_and_frees_the_chann
         ..SshOptions::default()
     };
     let r = SshRemote::connect(sshd.node("n1"), &opts).await.unwrap();
+    // A unique argument, to find the process afterwards.
+    let sleep = format!("sleep 10.{}", std::process::id());
     let err = r
-        .exec(Command::new("sleep 10").timeout(Duration::from_millis(300)))
+        .exec(Command::new(&sleep).timeout(Duration::from_millis(300)))
         .await
         .unwrap_err();
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("n1") && msg.contains("sleep 10") && msg.contains("300ms"),
-        "{msg}"
-    );
+    assert_eq!(msg, format!("n1: `{sleep}` timed out after 300ms"));
+    // The command was killed, not left running (zombies awaiting their reaper do not count).
+    let alive = r
+        .run(Command::new(format!(
+            "ps -eo stat=,args= | grep -v '^Z' | grep -c '{sleep}$' || true"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(alive.trim(), "0", "`{sleep}` still runs after its timeout");
     // With a single channel slot, this only runs if the timed-out channel was released.
     assert_eq!(r.run(Command::new("echo after")).await.unwrap(), "after\n");
 }

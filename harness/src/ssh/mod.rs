@@ -17,6 +17,7 @@
 //! - A timeout is never retried: the caller records an indeterminate outcome.
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -348,24 +349,29 @@ impl SshRemote {
         let Ok(_permit) = timeout_at(deadline, self.channels.acquire()).await else {
             return Err(timed_out());
         };
+        let script = shell::report_process_group(&wrapped.script);
         let mut reconnected = false;
         let mut open_retries = 0;
         loop {
             let Ok((handle, generation)) = timeout_at(deadline, self.current()).await else {
                 return Err(timed_out());
             };
+            let group = AtomicU32::new(0);
             let attempt = self.attempt(
                 &handle,
-                &wrapped.script,
+                &script,
                 &cmd.script,
                 stdin.as_deref(),
                 deadline,
+                &group,
             );
             let err = match attempt.await {
                 Ok(out) => return Ok(out),
                 Err(e) => e,
             };
             if matches!(err.error, RemoteError::Timeout { .. }) {
+                self.kill_group(&handle, group.load(Ordering::Relaxed), &cmd.script)
+                    .await;
                 return Err(timed_out());
             }
             let closed = handle.is_closed();
@@ -399,7 +405,29 @@ impl SshRemote {
         }
     }
 
+    /// Kills what is left of a timed-out command: its process group (sshd starts each command in a
+    /// session of its own; daemons that called `setsid` themselves survive, as they should).
+    /// OpenSSH ignores the SSH `signal` request in many setups ("session signalling requires
+    /// privilege separation" for root logins), so this runs `kill` on a fresh channel.
+    async fn kill_group(&self, handle: &Handle<ClientHandler>, group: u32, shown: &str) {
+        if group <= 1 {
+            tracing::warn!(node = %self.node.name, command = shown, "timed out before reporting its process group; it may still run");
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let kill = shell::kill_group_script(group);
+        let unused = AtomicU32::new(0);
+        if let Err(e) = self
+            .attempt(handle, &kill, &kill, None, deadline, &unused)
+            .await
+        {
+            tracing::warn!(node = %self.node.name, command = shown, error = %e.error, "cannot kill a timed-out command");
+        }
+    }
+
     /// One channel: open, exec, feed stdin, collect output until the server closes the channel.
+    /// The process group the command reports on its first stderr line is stored in `group` (and
+    /// that line removed from stderr).
     async fn attempt(
         &self,
         handle: &Handle<ClientHandler>,
@@ -407,6 +435,7 @@ impl SshRemote {
         shown: &str,
         stdin: Option<&[u8]>,
         deadline: Instant,
+        group: &AtomicU32,
     ) -> Result<Output, AttemptError> {
         let node = &self.node.name;
         let channel_error = |sent: bool, cause: String| AttemptError {
@@ -458,6 +487,7 @@ impl SshRemote {
             };
             let mut closed_cleanly = false;
             let mut exit_seen = false;
+            let mut first_line = Some(Vec::new());
             loop {
                 let msg = tokio::select! {
                     () = &mut write_stdin, if !stdin_done => { stdin_done = true; continue; }
@@ -465,9 +495,17 @@ impl SshRemote {
                 };
                 match msg {
                     Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                        out.stderr.extend_from_slice(&data)
-                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => match first_line.as_mut() {
+                        None => out.stderr.extend_from_slice(&data),
+                        Some(head) => {
+                            head.extend_from_slice(&data);
+                            if let Some((pgid, rest)) = shell::split_group_line(head) {
+                                group.store(pgid.unwrap_or(0), Ordering::Relaxed);
+                                out.stderr.extend_from_slice(rest);
+                                first_line = None;
+                            }
+                        }
+                    },
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
                         out.status = Some(exit_status);
                         exit_seen = true;
@@ -491,6 +529,9 @@ impl SshRemote {
                     None => break,
                 }
             }
+            if let Some(head) = first_line {
+                out.stderr.extend_from_slice(&head);
+            }
             if !closed_cleanly && !exit_seen {
                 return Err(channel_error(
                     true,
@@ -502,8 +543,9 @@ impl SshRemote {
         match timeout_at(deadline, io).await {
             Ok(result) => result,
             Err(_) => {
-                // Ask sshd to kill the command (OpenSSH honours it since 7.9), then close our side
-                // so that the channel does not stay open on the connection.
+                // Ask sshd to signal the command (OpenSSH >= 7.9 does, where it allows it; the
+                // caller also kills the process group), then close the channel so that it does
+                // not stay open on the connection.
                 let _ = writer.signal(Sig::KILL).await;
                 let _ = writer.close().await;
                 Err(timeout_error())
