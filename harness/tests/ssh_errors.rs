@@ -246,3 +246,39 @@ async fn connect_all_lists_every_node_it_could_not_reach() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn hashed_known_hosts_entries_still_pin_the_key() {
+    if !root_or_skip("hashed_known_hosts_entries_still_pin_the_key") {
+        return;
+    }
+    let sshd = TestSshd::start();
+    // `ssh-keygen -H` replaces host names by salted hashes (HashKnownHosts yes).
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&sshd.known_hosts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hashed = std::fs::read_to_string(&sshd.known_hosts).unwrap();
+    assert!(hashed.starts_with("|1|"), "{hashed}");
+    SshRemote::connect(sshd.node("n1"), &quick()).await.unwrap();
+
+    let changed = impostor_known_hosts(&sshd);
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&changed)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut node = sshd.node("n1");
+    node.known_hosts = Some(changed);
+    let err = connect_err(node).await;
+    assert!(matches!(err, RemoteError::HostKeyMismatch { .. }), "{err}");
+}

@@ -14,7 +14,23 @@
 //!   a daemon). The error says so. Commands the caller knows to be idempotent can go through
 //!   [`SshRemote::exec_idempotent`], which reconnects once and re-runs them; `upload` (an atomic
 //!   rename of a complete temporary file) and `download` do this too.
-//! - A timeout is never retried: the caller records an indeterminate outcome.
+//! - A timeout is never retried: the caller records an indeterminate outcome. The timed-out
+//!   command's process group is killed (see [`shell::report_process_group`]).
+//!
+//! # Example
+//! ```no_run
+//! use harness::inventory::{Inventory, NodeDefaults};
+//! use harness::ssh::{connect_all, SshOptions};
+//! use nemesis::{Command, Remote};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let inventory = Inventory::from_yaml_file("cluster.yaml".as_ref(), &NodeDefaults::default())?;
+//! let nodes = connect_all(&inventory, &SshOptions::default()).await?;
+//! for node in &nodes {
+//!     let kernel = node.run(Command::new("uname -r").sudo("root")).await?;
+//!     println!("{}: {kernel}", node.name());
+//! }
+//! # Ok(()) }
+//! ```
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -190,6 +206,9 @@ impl std::fmt::Debug for SshRemote {
 /// Why one channel attempt failed, and whether the command had been sent by then.
 struct AttemptError {
     sent: bool,
+    /// The channel's messages ended without a close: the connection is gone, even if the
+    /// handle does not report it closed yet.
+    lost: bool,
     error: RemoteError,
 }
 
@@ -374,7 +393,7 @@ impl SshRemote {
                     .await;
                 return Err(timed_out());
             }
-            let closed = handle.is_closed();
+            let closed = err.lost || handle.is_closed();
             if closed && !reconnected && (!err.sent || idempotent) {
                 reconnected = true;
                 match timeout_at(deadline, self.reconnect(generation)).await {
@@ -440,6 +459,7 @@ impl SshRemote {
         let node = &self.node.name;
         let channel_error = |sent: bool, cause: String| AttemptError {
             sent,
+            lost: false,
             error: RemoteError::Channel {
                 node: node.clone(),
                 command: shown.to_string(),
@@ -449,6 +469,7 @@ impl SshRemote {
         // exec_with replaces this with the caller's time limit.
         let timeout_error = || AttemptError {
             sent: true,
+            lost: false,
             error: RemoteError::Timeout {
                 node: node.clone(),
                 command: shown.to_string(),
@@ -533,10 +554,13 @@ impl SshRemote {
                 out.stderr.extend_from_slice(&head);
             }
             if !closed_cleanly && !exit_seen {
-                return Err(channel_error(
-                    true,
-                    "the channel closed before the command finished".into(),
-                ));
+                return Err(AttemptError {
+                    lost: true,
+                    ..channel_error(
+                        true,
+                        "the connection ended before the command finished".into(),
+                    )
+                });
             }
             Ok(out)
         };
