@@ -214,6 +214,15 @@ fn jepsen_node_flags_build_an_inventory() {
         bad.to_inventory().unwrap_err().to_string(),
         "--nodes: `n2:ssh`: `ssh` is not a port number (1-65535)"
     );
+    let repeated = args(&["--node", "a", "--node", "b", "--nodes", "c"]);
+    let names: Vec<String> = repeated
+        .to_inventory()
+        .unwrap()
+        .nodes
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["c", "a", "b"]);
     let none = args(&[]);
     assert!(none
         .to_inventory()
