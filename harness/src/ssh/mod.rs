@@ -70,6 +70,9 @@ pub struct SshOptions {
     pub max_channels: usize,
     /// Time limit for one `upload` or `download`.
     pub transfer_timeout: Duration,
+    /// Run `upload` and `download` as this user through sudo (e.g. `root` on Vagrant VMs that
+    /// log in as `vagrant`); `None`: as the login user.
+    pub transfer_user: Option<String>,
     /// Overrides every node's known_hosts file.
     pub known_hosts: Option<PathBuf>,
     /// Overrides every node's host key checking.
@@ -86,6 +89,7 @@ impl Default for SshOptions {
             keepalive_max: 3,
             max_channels: 8,
             transfer_timeout: Duration::from_secs(120),
+            transfer_user: None,
             known_hosts: None,
             host_key_checking: None,
         }
@@ -389,8 +393,10 @@ impl SshRemote {
                 Err(e) => e,
             };
             if matches!(err.error, RemoteError::Timeout { .. }) {
-                self.kill_group(&handle, group.load(Ordering::Relaxed), &cmd.script)
-                    .await;
+                if err.sent {
+                    self.kill_group(&handle, group.load(Ordering::Relaxed), &cmd.script)
+                        .await;
+                }
                 return Err(timed_out());
             }
             let closed = err.lost || handle.is_closed();
@@ -412,12 +418,16 @@ impl SshRemote {
                 continue;
             }
             if closed && err.sent {
+                let cause = if idempotent {
+                    "connection lost again after reconnecting and re-running the command"
+                } else {
+                    "connection lost after the command was sent; not re-run because it may have \
+                     taken effect"
+                };
                 return Err(RemoteError::Channel {
                     node: self.node.name.clone(),
                     command: cmd.script.clone(),
-                    cause: "connection lost after the command was sent; not re-run because it may \
-                            have taken effect"
-                        .into(),
+                    cause: cause.into(),
                 });
             }
             return Err(err.error);
@@ -585,6 +595,7 @@ impl SshRemote {
     ) -> Result<Output, RemoteError> {
         let mut cmd = Command::new(script).timeout(self.opts.transfer_timeout);
         cmd.stdin = stdin;
+        cmd.sudo_user = self.opts.transfer_user.clone();
         let shown = cmd.script.clone();
         let out = self.exec_with(cmd, true).await?;
         if out.success() {
