@@ -219,3 +219,39 @@ async fn connect_all_reaches_every_node_of_an_inventory() {
         );
     }
 }
+
+#[tokio::test]
+async fn jepsen_flags_and_yaml_inventories_reach_a_live_node() {
+    if !root_or_skip("jepsen_flags_and_yaml_inventories_reach_a_live_node") {
+        return;
+    }
+    let sshd = TestSshd::start();
+    let from_flags = harness::inventory::InventoryArgs {
+        nodes: vec![format!("127.0.0.1:{}", sshd.port)],
+        ssh_private_key: Some(sshd.client_key.clone()),
+        known_hosts: Some(sshd.known_hosts.clone()),
+        ..Default::default()
+    }
+    .to_inventory()
+    .unwrap();
+    let yaml = sshd.dir.join("inventory.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "key: id_ed25519\nknown_hosts: known_hosts\nnodes:\n  - name: n1\n    host: 127.0.0.1\n    port: {}\n",
+            sshd.port
+        ),
+    )
+    .unwrap();
+    let from_yaml =
+        Inventory::from_yaml_file(&yaml, &harness::inventory::NodeDefaults::default()).unwrap();
+    for inventory in [from_flags, from_yaml] {
+        let remotes = connect_all(&inventory, &SshOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            remotes[0].run(Command::new("echo up")).await.unwrap(),
+            "up\n"
+        );
+    }
+}
