@@ -282,3 +282,39 @@ async fn hashed_known_hosts_entries_still_pin_the_key() {
     let err = connect_err(node).await;
     assert!(matches!(err, RemoteError::HostKeyMismatch { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn keepalives_detect_a_connection_whose_server_stopped_answering() {
+    if !root_or_skip("keepalives_detect_a_connection_whose_server_stopped_answering") {
+        return;
+    }
+    let sshd = TestSshd::start();
+    let opts = SshOptions {
+        keepalive_interval: Duration::from_millis(200),
+        keepalive_max: 2,
+        ..quick()
+    };
+    let r = SshRemote::connect(sshd.node("n1"), &opts).await.unwrap();
+    let pid_file = sshd.dir.join("frozen.pid");
+    // Freeze the sshd process serving this connection (as a paused or partitioned node would
+    // look): nothing answers, nothing closes. The command's own limit is far away.
+    let script = format!("echo $PPID > {}; kill -STOP $PPID", pid_file.display());
+    let err = r
+        .exec(Command::new(script).timeout(Duration::from_secs(120)))
+        .await
+        .unwrap_err();
+    let frozen = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // Clean up the frozen process by its pid.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &frozen])
+        .status();
+    let msg = err.to_string();
+    eprintln!("error as shown: {msg}");
+    assert!(matches!(err, RemoteError::Channel { .. }), "{msg}");
+    assert!(msg.contains("connection lost"), "{msg}");
+    // The next command gets a fresh connection.
+    assert_eq!(r.run(Command::new("echo fresh")).await.unwrap(), "fresh\n");
+}

@@ -14,6 +14,9 @@
 //!   a daemon). The error says so. Commands the caller knows to be idempotent can go through
 //!   [`SshRemote::exec_idempotent`], which reconnects once and re-runs them; `upload` (an atomic
 //!   rename of a complete temporary file) and `download` do this too.
+//! - A connection whose server stops answering (a paused node, a partition between controller
+//!   and node) is declared lost after `keepalive_interval * (keepalive_max + 1)` of silence; the
+//!   commands running on it fail by the rule above, the next command reconnects.
 //! - A timeout is never retried: the caller records an indeterminate outcome. The timed-out
 //!   command's process group is killed (see [`shell::report_process_group`]).
 //!
