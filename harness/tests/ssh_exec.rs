@@ -11,6 +11,31 @@ use nemesis::{Command, Remote, RemoteError};
 use rand::RngCore;
 use ssh_support::{root_or_skip, TestSshd};
 
+/// Live processes (zombies awaiting their reaper do not count) whose command line is `cmdline`.
+fn running(cmdline: &str) -> usize {
+    let wanted: Vec<u8> = cmdline
+        .split(' ')
+        .flat_map(|w| w.bytes().chain([0]))
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('Z')) | None)
+        })
+        .count()
+}
+
 async fn remote(sshd: &TestSshd) -> SshRemote {
     SshRemote::connect(sshd.node("n1"), &SshOptions::default())
         .await
@@ -172,7 +197,7 @@ async fn a_command_that_outlives_its_timeout_reports_timeout_and_frees_the_chann
     };
     let r = SshRemote::connect(sshd.node("n1"), &opts).await.unwrap();
     // A unique argument, to find the process afterwards.
-    let sleep = format!("sleep 10.{}", std::process::id());
+    let sleep = format!("sleep 600.{}", std::process::id());
     let err = r
         .exec(Command::new(&sleep).timeout(Duration::from_millis(300)))
         .await
@@ -180,14 +205,15 @@ async fn a_command_that_outlives_its_timeout_reports_timeout_and_frees_the_chann
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
     let msg = err.to_string();
     assert_eq!(msg, format!("n1: `{sleep}` timed out after 300ms"));
-    // The command was killed, not left running (zombies awaiting their reaper do not count).
-    let alive = r
-        .run(Command::new(format!(
-            "ps -eo stat=,args= | grep -v '^Z' | grep -c '{sleep}$' || true"
-        )))
-        .await
-        .unwrap();
-    assert_eq!(alive.trim(), "0", "`{sleep}` still runs after its timeout");
+    // The command was killed, not left running (the server is this machine: look in /proc).
+    // SIGKILL takes effect when the process is next scheduled: wait for that, but far less
+    // than the 600 s the sleep would take by itself.
+    let mut waited = 0;
+    while running(&sleep) > 0 && waited < 600 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(running(&sleep), 0, "`{sleep}` still runs after its timeout");
     // With a single channel slot, this only runs if the timed-out channel was released.
     assert_eq!(r.run(Command::new("echo after")).await.unwrap(), "after\n");
 }
