@@ -212,29 +212,20 @@ impl Inventory {
         })
     }
 
-    /// Builds an inventory from host entries (`host` or `host:port`), as Jepsen's `--nodes` does:
-    /// each node is named after its entry. `origin` names the source in errors (`--nodes`, or
-    /// `FILE` for a nodes file, where `lines` gives each entry's line).
+    /// Builds an inventory from host entries (`host`, `host:port`, `[v6addr]:port`), as Jepsen's
+    /// `--nodes` does: each node is named after its entry. Each entry comes with its 1-based line
+    /// in the file `origin`, or with line 0 when `origin` is a flag (`--nodes`).
     pub fn from_hosts(
         entries: &[(usize, String)],
         origin: &str,
         defaults: &NodeDefaults,
     ) -> Result<Self, InventoryError> {
-        let place = |line: usize| -> (String, usize) { (origin.to_string(), line) };
-        let err = |line: usize, message: String| {
-            let (file, line) = place(line);
-            if line == 0 {
-                InventoryError::Flag {
-                    flag: file,
-                    message,
-                }
-            } else {
-                InventoryError::Invalid {
-                    file,
-                    line,
-                    message,
-                }
-            }
+        let err = |line: usize, message: String| match line {
+            0 => InventoryError::Flag {
+                flag: origin.to_string(),
+                message,
+            },
+            line => invalid(origin, line, message),
         };
         if entries.is_empty() {
             return Err(err(0, "no nodes given".into()));
