@@ -281,3 +281,32 @@ async fn jepsen_flags_and_yaml_inventories_reach_a_live_node() {
         );
     }
 }
+
+#[tokio::test]
+async fn dropping_a_remote_closes_its_connection() {
+    if !root_or_skip("dropping_a_remote_closes_its_connection") {
+        return;
+    }
+    let sshd = TestSshd::start();
+    let r = remote(&sshd).await;
+    // The sshd process that serves this connection (the parent of every command's shell).
+    let pid = r
+        .run(Command::new("echo $PPID"))
+        .await
+        .unwrap()
+        .trim()
+        .to_string();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    drop(r);
+    // sshd exits once it sees the connection close; wait for that (bounded).
+    let mut waited = 0;
+    while proc_dir.exists() && waited < 600 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(
+        !proc_dir.exists(),
+        "sshd process {pid} still serves a dropped remote"
+    );
+}
