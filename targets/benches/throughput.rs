@@ -57,15 +57,29 @@ struct ClientResult {
 }
 
 /// One client: keeps `window` requests in flight until `deadline`.
-fn client_loop(mut c: Client, seed: u64, window: usize, reads: u64, deadline: Instant) -> ClientResult {
-    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+fn client_loop(
+    mut c: Client,
+    seed: u64,
+    window: usize,
+    reads: u64,
+    deadline: Instant,
+) -> ClientResult {
+    let mut rng = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         rng >> 33
     };
     let mut sent: HashMap<u64, Instant> = HashMap::new();
     let mut id = 0u64;
-    let mut res = ClientResult { ok: 0, failed: 0, latencies_us: Vec::new() };
+    let mut res = ClientResult {
+        ok: 0,
+        failed: 0,
+        latencies_us: Vec::new(),
+    };
     let send = |c: &mut Client, sent: &mut HashMap<u64, Instant>, id: &mut u64, r: u64, k: u64| {
         *id += 1;
         let req = if r % 100 < reads {
@@ -86,7 +100,11 @@ fn client_loop(mut c: Client, seed: u64, window: usize, reads: u64, deadline: In
         let Some(resp) = c.recv() else { break };
         if let Some(t) = sent.remove(&resp.id) {
             res.latencies_us.push(t.elapsed().as_micros() as u64);
-            if resp.ok { res.ok += 1 } else { res.failed += 1 }
+            if resp.ok {
+                res.ok += 1
+            } else {
+                res.failed += 1
+            }
         }
         if Instant::now() < deadline {
             let (r, k) = (next(), next());
@@ -108,7 +126,10 @@ fn one_run(c: &Cluster, a: &Args) -> (f64, u64, u64, u64) {
             std::thread::spawn(move || client_loop(client, i as u64 + 1, window, reads, deadline))
         })
         .collect();
-    let results: Vec<ClientResult> = handles.into_iter().map(|h| h.join().expect("client")).collect();
+    let results: Vec<ClientResult> = handles
+        .into_iter()
+        .map(|h| h.join().expect("client"))
+        .collect();
     let elapsed = start.elapsed().as_secs_f64();
     let ok: u64 = results.iter().map(|r| r.ok).sum();
     let failed: u64 = results.iter().map(|r| r.failed).sum();
@@ -128,12 +149,17 @@ fn main() {
     };
     let c = Cluster::start(&a.protocol, 3, &[]);
     c.await_leader(Duration::from_secs(30));
-    let fsync_us = targets::wal::measure_fsync_us(&c.dir.join("fsync-probe"), 50).expect("fsync probe");
+    let fsync_us =
+        targets::wal::measure_fsync_us(&c.dir.join("fsync-probe"), 50).expect("fsync probe");
     println!(
         "protocol={} nodes=3 clients={} window={} reads={}% secs={} runs={}",
         a.protocol, a.clients, a.window, a.read_percent, a.secs, a.runs
     );
-    println!("fsync (append+fdatasync, median of 50) on {}: {} us", c.dir.display(), fsync_us);
+    println!(
+        "fsync (append+fdatasync, median of 50) on {}: {} us",
+        c.dir.display(),
+        fsync_us
+    );
     let mut rates = Vec::new();
     for run in 1..=a.runs {
         let (rate, ok, failed, median_us) = one_run(&c, &a);

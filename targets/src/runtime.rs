@@ -270,16 +270,15 @@ async fn peer_sender(me: NodeId, peer: NodeId, addr: String, mut rx: mpsc::Recei
     loop {
         // Whatever was queued while the peer was unreachable is stale: drop it.
         while rx.try_recv().is_ok() {}
-        let stream = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            _ => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-                continue;
-            }
-        };
+        let stream =
+            match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    continue;
+                }
+            };
         let _ = stream.set_nodelay(true);
         tracing::debug!(peer = %peer, addr = %addr, "connected to peer");
         backoff = Duration::from_millis(20);
@@ -369,7 +368,7 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
                     }
                 }
                 Err(resp) => {
-                    let _ = resp_tx.send(resp);
+                    let _ = resp_tx.send(*resp);
                 }
             }
         }
@@ -415,7 +414,7 @@ async fn serve_peer<M: serde::de::DeserializeOwned>(
 
 /// Parses a request line, or builds the `malformed` reply (with the request's id if one can be
 /// found, 0 otherwise).
-pub fn parse_request(line: &str) -> Result<Request, Response> {
+pub fn parse_request(line: &str) -> Result<Request, Box<Response>> {
     match serde_json::from_str::<Request>(line) {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -423,7 +422,7 @@ pub fn parse_request(line: &str) -> Result<Request, Response> {
                 .ok()
                 .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
                 .unwrap_or(0);
-            Err(Response::error(
+            Err(Box::new(Response::error(
                 id,
                 ErrorReply {
                     code: ErrorCode::Malformed,
@@ -431,7 +430,7 @@ pub fn parse_request(line: &str) -> Result<Request, Response> {
                     message: format!("malformed request: {e}"),
                     leader: None,
                 },
-            ))
+            )))
         }
     }
 }

@@ -37,7 +37,10 @@ fn pipelined_requests_and_malformed_lines_on_one_connection() {
     assert!((1..=10).all(|i| seen[&i].ok), "{seen:?}");
     let bad = seen[&11].error.as_ref().expect("malformed is an error");
     assert_eq!(bad.code, targets::protocol::ErrorCode::Malformed);
-    assert_eq!(seen[&12].status.as_ref().map(|s| s.protocol.as_str()), Some("raft"));
+    assert_eq!(
+        seen[&12].status.as_ref().map(|s| s.protocol.as_str()),
+        Some("raft")
+    );
     // The connection survived the malformed line.
     let r = cl.call(json!({"op": "read", "key": 3})).expect("read");
     assert_eq!(r.value, Some(targets::protocol::Val::Int(3)));
@@ -46,12 +49,88 @@ fn pipelined_requests_and_malformed_lines_on_one_connection() {
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--protocol", "zab", "--id", "n1", "--listen", "127.0.0.1:1", "--data-dir", "/tmp/x"], "--protocol"),
-        (&["--protocol", "raft", "--id", "n1", "--listen", "nowhere", "--data-dir", "/tmp/x"], "--listen"),
-        (&["--protocol", "raft", "--id", "n1", "--listen", "127.0.0.1:1", "--data-dir", "/tmp/x", "--peers", "n2"], "--peers"),
-        (&["--protocol", "raft", "--id", "n1", "--listen", "127.0.0.1:1", "--data-dir", "/tmp/x", "--bug", "nope"], "--bug"),
-        (&["--protocol", "raft", "--id", "n1", "--listen", "127.0.0.1:1", "--data-dir", "/tmp/x", "--read-mode", "fast"], "--read-mode"),
-        (&["--protocol", "raft", "--id", "n1", "--listen", "127.0.0.1:1"], "--data-dir"),
+        (
+            &[
+                "--protocol",
+                "zab",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+            ],
+            "--protocol",
+        ),
+        (
+            &[
+                "--protocol",
+                "raft",
+                "--id",
+                "n1",
+                "--listen",
+                "nowhere",
+                "--data-dir",
+                "/tmp/x",
+            ],
+            "--listen",
+        ),
+        (
+            &[
+                "--protocol",
+                "raft",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--peers",
+                "n2",
+            ],
+            "--peers",
+        ),
+        (
+            &[
+                "--protocol",
+                "raft",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--bug",
+                "nope",
+            ],
+            "--bug",
+        ),
+        (
+            &[
+                "--protocol",
+                "raft",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--read-mode",
+                "fast",
+            ],
+            "--read-mode",
+        ),
+        (
+            &[
+                "--protocol",
+                "raft",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+            ],
+            "--data-dir",
+        ),
     ];
     for (args, flag) in cases {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-server"))

@@ -185,17 +185,47 @@ fn random_schedule(seed: u64, bugs: &[&str]) -> Result<(), String> {
             sim.restart(id);
         }
     }
-    sim.run_for(3_000, &mut check)?;
+    for _ in 0..30 {
+        sim.run_for(100, &mut check)?;
+        if std::env::var("SIM_TRACE").is_ok() {
+            for id in &ids {
+                let r = sim.sm(id).expect("up");
+                eprintln!(
+                    "t={} {id}: {:?} term {} last {} commit {} leader {:?}",
+                    sim.now,
+                    r.role(),
+                    r.term(),
+                    r.last_index(),
+                    r.commit_index(),
+                    r.leader()
+                );
+            }
+        }
+    }
     // One more write through the leader makes every node learn the final commit index.
-    let leader = sim
-        .leaders()
-        .first()
-        .map(|l| l.0.clone())
-        .ok_or_else(|| format!("seed {seed}: no leader after healing ({faults:?})"))?;
+    let leader = sim.leaders().first().map(|l| l.0.clone()).ok_or_else(|| {
+        let views: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let r = sim.sm(id).expect("up");
+                format!(
+                    "{id}: {:?} term {} last {} commit {} leader {:?}",
+                    r.role(),
+                    r.term(),
+                    r.last_index(),
+                    r.commit_index(),
+                    r.leader()
+                )
+            })
+            .collect();
+        format!("no leader after healing ({faults:?}): {views:?}")
+    })?;
     let t = sim.request(&leader, write(99, 1)).expect("leader is up");
     sim.run_for(2_000, &mut check)?;
     if !sim.reply(t).is_some_and(|r| r.ok) {
-        return Err(format!("seed {seed}: healed cluster did not commit a write"));
+        return Err(format!(
+            "seed {seed}: healed cluster did not commit a write"
+        ));
     }
     let states: BTreeSet<String> = ids
         .iter()
@@ -210,7 +240,9 @@ fn random_schedule(seed: u64, bugs: &[&str]) -> Result<(), String> {
         if let Some(Val::List(l)) = kv.get(key) {
             for v in l {
                 if !present.insert((key, *v)) {
-                    return Err(format!("seed {seed}: value {v} appended twice to key {key}"));
+                    return Err(format!(
+                        "seed {seed}: value {v} appended twice to key {key}"
+                    ));
                 }
             }
         }
@@ -234,7 +266,11 @@ fn schedules() -> u64 {
 
 #[test]
 fn random_schedules_keep_raft_safe() {
-    for seed in 0..schedules() {
+    let first: u64 = std::env::var("SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + schedules() {
         if let Err(e) = random_schedule(seed, &[]) {
             panic!("seed {seed}: {e}");
         }
@@ -243,7 +279,9 @@ fn random_schedules_keep_raft_safe() {
 
 #[test]
 fn random_schedules_catch_the_no_fsync_bug() {
-    let caught = (0..200).filter(|&s| random_schedule(s, &["no-fsync"]).is_err()).count();
+    let caught = (0..200)
+        .filter(|&s| random_schedule(s, &["no-fsync"]).is_err())
+        .count();
     assert!(caught > 0, "no schedule exposed no-fsync");
 }
 
@@ -255,7 +293,11 @@ fn follower_forwards_to_the_leader_and_reads_are_current() {
         ok_write(&mut sim, id, 1, i as i64 + 10);
         let t = sim.request(id, read(1)).expect("up");
         let r = await_reply(&mut sim, t, 5_000);
-        assert_eq!(r.value, Some(Val::Int(i as i64 + 10)), "read via {id} (leader {leader})");
+        assert_eq!(
+            r.value,
+            Some(Val::Int(i as i64 + 10)),
+            "read via {id} (leader {leader})"
+        );
     }
 }
 
@@ -266,7 +308,10 @@ fn no_leader_is_a_definite_error_with_no_hint() {
     let t = sim.request("n1", write(1, 1)).expect("up");
     let r = sim.reply(t).expect("answered at once").clone();
     let e = r.error.expect("an error");
-    assert_eq!((e.code, e.definite, e.leader), (ErrorCode::NoLeader, true, None));
+    assert_eq!(
+        (e.code, e.definite, e.leader),
+        (ErrorCode::NoLeader, true, None)
+    );
 }
 
 #[test]
@@ -308,18 +353,28 @@ fn lagging_follower_catches_up_from_a_snapshot() {
     };
     let mut sim = cluster(3, 4, &[], ReadMode::Quorum, t);
     let leader = elect(&mut sim);
-    let lagging = sim.ids().into_iter().find(|i| *i != leader).expect("a follower");
+    let lagging = sim
+        .ids()
+        .into_iter()
+        .find(|i| *i != leader)
+        .expect("a follower");
     sim.crash(&lagging);
     for v in 0..40 {
         ok_write(&mut sim, &leader, v % 4, v as i64);
     }
-    assert!(sim.sm(&leader).expect("up").snapshot_index() > 0, "leader compacted");
+    assert!(
+        sim.sm(&leader).expect("up").snapshot_index() > 0,
+        "leader compacted"
+    );
     sim.restart(&lagging);
     let caught_up = sim.run_until(5_000, |s| {
         s.sm(&lagging).expect("up").kv() == s.sm(&leader).expect("up").kv()
     });
     assert!(caught_up, "{lagging} did not catch up");
-    assert!(sim.sm(&lagging).expect("up").snapshot_index() > 0, "installed a snapshot");
+    assert!(
+        sim.sm(&lagging).expect("up").snapshot_index() > 0,
+        "installed a snapshot"
+    );
     // And it survives its own restart from the compacted log.
     sim.crash(&lagging);
     sim.restart(&lagging);
@@ -367,19 +422,34 @@ fn is_stale(r: &Option<Response>) -> bool {
 #[test]
 fn stale_read_bug_lets_a_deposed_leader_answer_with_old_data() {
     let correct = read_on_deposed_leader(&[], ReadMode::Quorum, 0);
-    assert!(!is_stale(&correct), "quorum reads must not be stale: {correct:?}");
-    assert!(correct.is_some_and(|r| !r.ok), "the unconfirmable read fails");
+    assert!(
+        !is_stale(&correct),
+        "quorum reads must not be stale: {correct:?}"
+    );
+    assert!(
+        correct.is_some_and(|r| !r.ok),
+        "the unconfirmable read fails"
+    );
     let buggy = read_on_deposed_leader(&["stale-read"], ReadMode::Quorum, 0);
-    assert!(is_stale(&buggy), "stale-read should return the old value 1: {buggy:?}");
+    assert!(
+        is_stale(&buggy),
+        "stale-read should return the old value 1: {buggy:?}"
+    );
 }
 
 #[test]
 fn lease_reads_are_stale_only_when_the_leaders_clock_goes_back() {
     let synced = read_on_deposed_leader(&[], ReadMode::Lease, 0);
-    assert!(!is_stale(&synced), "an expired lease must not serve: {synced:?}");
+    assert!(
+        !is_stale(&synced),
+        "an expired lease must not serve: {synced:?}"
+    );
     // The old leader's wall clock jumps back an hour: its lease looks valid for an hour more.
     let skewed = read_on_deposed_leader(&[], ReadMode::Lease, -3_600_000);
-    assert!(is_stale(&skewed), "a skewed lease should serve the old value 1: {skewed:?}");
+    assert!(
+        is_stale(&skewed),
+        "a skewed lease should serve the old value 1: {skewed:?}"
+    );
 }
 
 /// n1 votes for n2 in term 1, crashes and restarts, and is asked by n3 for its vote in term 1.
@@ -390,7 +460,10 @@ fn leaders_in_term_one_after_revote(bugs: &[&str]) -> usize {
     sim.tick("n2");
     sim.drop_where(|m| m.to == "n3");
     sim.deliver_where(|m| m.to == "n1");
-    assert_eq!(sim.sm("n1").expect("up").voted_for().map(|s| s.as_str()), Some("n2"));
+    assert_eq!(
+        sim.sm("n1").expect("up").voted_for().map(|s| s.as_str()),
+        Some("n2")
+    );
     sim.crash("n1");
     sim.restart("n1");
     sim.tick("n3");
@@ -481,7 +554,9 @@ fn figure_8(bugs: &[&str]) -> (Option<Val>, Option<Entry>, Option<Val>) {
     sim.drop_where(all);
     let n1 = sim.sm("n1").expect("up");
     let applied = n1.kv().get(1).cloned();
-    let committed_at_2 = (n1.commit_index() >= 2).then(|| n1.entry(2).cloned()).flatten();
+    let committed_at_2 = (n1.commit_index() >= 2)
+        .then(|| n1.entry(2).cloned())
+        .flatten();
     sim.crash("n1");
     // (d) n5 restarts and leads term 4 with n3 and n4, overwriting index 2 everywhere.
     sim.restart("n5");

@@ -120,7 +120,8 @@ impl Cluster {
     pub fn status(&self, i: usize) -> Option<Value> {
         let mut c = self.client(i)?;
         let r = c.call(json!({"op": "status"}))?;
-        r.status.map(|s| serde_json::to_value(s).expect("status encodes"))
+        r.status
+            .map(|s| serde_json::to_value(s).expect("status encodes"))
     }
 
     /// Waits until every running node reports the same leader; returns its index.
@@ -214,12 +215,17 @@ pub fn call_retrying(c: &Cluster, i: usize, req: Value) -> Option<Response> {
     use targets::protocol::ErrorCode;
     for _ in 0..100 {
         let r = c.client(i).and_then(|mut cl| cl.call(req.clone()));
-        match &r {
-            Some(resp) => match &resp.error {
-                Some(e) if e.definite && matches!(e.code, ErrorCode::NoLeader | ErrorCode::NotLeader | ErrorCode::Unavailable) => {}
-                _ => return r,
-            },
-            None => {}
+        let retry = r.as_ref().is_some_and(|resp| {
+            resp.error.as_ref().is_some_and(|e| {
+                e.definite
+                    && matches!(
+                        e.code,
+                        ErrorCode::NoLeader | ErrorCode::NotLeader | ErrorCode::Unavailable
+                    )
+            })
+        });
+        if r.is_some() && !retry {
+            return r;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -261,7 +267,11 @@ pub fn write_read_kill_restart(protocol: &str, n: usize) {
         for (key, value) in &acked {
             let r = call_retrying(&c, i, json!({"op": "read", "key": key}))
                 .unwrap_or_else(|| panic!("{protocol}: node {i} unreachable"));
-            assert!(r.ok, "{protocol}: read of {key} via n{} failed: {r:?}", i + 1);
+            assert!(
+                r.ok,
+                "{protocol}: read of {key} via n{} failed: {r:?}",
+                i + 1
+            );
             assert_eq!(
                 r.value,
                 Some(targets::protocol::Val::Int(*value)),

@@ -68,6 +68,9 @@ pub struct Reply {
     pub at: u64,
 }
 
+/// Called after every event of an automatic run with the node the event touched.
+pub type Check<'a, S> = dyn FnMut(&Sim<S>, &NodeId) -> Result<(), String> + 'a;
+
 type Make<S> = Box<dyn Fn(Config, Vec<<S as StateMachine>::Record>, Now) -> S>;
 
 pub struct Sim<S: StateMachine> {
@@ -83,6 +86,7 @@ pub struct Sim<S: StateMachine> {
     pub blocked: BTreeSet<(NodeId, NodeId)>,
     pub replies: Vec<Reply>,
     pub tick_ms: u64,
+    next_tick: u64,
     next_token: ClientToken,
     make: Make<S>,
 }
@@ -114,6 +118,7 @@ impl<S: StateMachine> Sim<S> {
             blocked: BTreeSet::new(),
             replies: Vec::new(),
             tick_ms: 5,
+            next_tick: 5,
             next_token: 1,
             make: Box::new(make),
         };
@@ -190,8 +195,7 @@ impl<S: StateMachine> Sim<S> {
         if self.faults.loss > 0.0 && self.rng.random_bool(self.faults.loss) {
             return;
         }
-        let copies = if self.faults.duplicate > 0.0 && self.rng.random_bool(self.faults.duplicate)
-        {
+        let copies = if self.faults.duplicate > 0.0 && self.rng.random_bool(self.faults.duplicate) {
             2
         } else {
             1
@@ -327,11 +331,7 @@ impl<S: StateMachine> Sim<S> {
     /// Runs `ms` milliseconds: each millisecond delivers the messages due and ticks every live
     /// node every `tick_ms`. `check` runs after every event with the node it touched; an `Err`
     /// stops the run and is returned.
-    pub fn run_for(
-        &mut self,
-        ms: u64,
-        check: &mut dyn FnMut(&Sim<S>, &NodeId) -> Result<(), String>,
-    ) -> Result<(), String> {
+    pub fn run_for(&mut self, ms: u64, check: &mut Check<'_, S>) -> Result<(), String> {
         let end = self.now + ms;
         while self.now < end {
             self.now += 1;
@@ -348,7 +348,8 @@ impl<S: StateMachine> Sim<S> {
                 self.deliver(m);
                 check(self, &to)?;
             }
-            if self.now % self.tick_ms == 0 {
+            if self.now >= self.next_tick {
+                self.next_tick = self.now + self.tick_ms;
                 for id in self.ids() {
                     self.tick(&id);
                     check(self, &id)?;
