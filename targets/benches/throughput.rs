@@ -148,7 +148,7 @@ fn main() {
         }
     };
     let c = Cluster::start(&a.protocol, 3, &[]);
-    c.await_leader(Duration::from_secs(30));
+    c.await_ready(Duration::from_secs(30));
     let fsync_us =
         targets::wal::measure_fsync_us(&c.dir.join("fsync-probe"), 50).expect("fsync probe");
     println!(

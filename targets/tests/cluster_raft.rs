@@ -143,3 +143,87 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
     }
 }
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The server's wall clock (what leases use, and what `status` reports) must follow libfaketime,
+/// which only works because the binary reads the clock through libc and is dynamically linked.
+#[test]
+fn single_node_wall_clock_follows_libfaketime() {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        eprintln!("SKIPPED: needs libfaketime ({LIBFAKETIME}; apt-get install libfaketime)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("faultline-faketime-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let stamp = dir.join("faketime");
+    std::fs::write(&stamp, "-1h\n").expect("stamp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-server"))
+        .args([
+            "--protocol",
+            "raft",
+            "--id",
+            "n1",
+            "--listen",
+            &addr,
+            "--data-dir",
+        ])
+        .arg(dir.join("n1"))
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME_TIMESTAMP_FILE", &stamp)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let status_time = || -> Option<i64> {
+        let mut c = Client::connect(&addr)?;
+        let r = c.call(json!({"op": "status"}))?;
+        Some(r.status?.time_ms as i64)
+    };
+    let real_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64
+    };
+    let mut skew = None;
+    for _ in 0..100 {
+        if let Some(t) = status_time() {
+            skew = Some(t - real_now());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let skew = skew.expect("node answered status");
+    // An hour back, give or take ten minutes of slack for a slow machine.
+    assert!((-4_200_000..=-3_000_000).contains(&skew), "skew {skew} ms");
+    // A single-node cluster still serves writes and reads.
+    let mut c = Client::connect(&addr).expect("connect");
+    let mut ok = false;
+    for _ in 0..100 {
+        if c.call(json!({"op": "write", "key": 1, "value": 7}))
+            .is_some_and(|r| r.ok)
+        {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "single node never accepted a write");
+    let r = c.call(json!({"op": "read", "key": 1})).expect("read");
+    assert_eq!(r.value, Some(targets::protocol::Val::Int(7)));
+    // Rewriting the file moves the running process's clock back to real time.
+    std::fs::write(&stamp, "+0\n").expect("stamp");
+    let skew = status_time().expect("status") - real_now();
+    assert!(skew.abs() < 600_000, "skew after reset {skew} ms");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

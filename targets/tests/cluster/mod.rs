@@ -232,11 +232,38 @@ pub fn call_retrying(c: &Cluster, i: usize, req: Value) -> Option<Response> {
     None
 }
 
-/// The generic scenario: write and read through every node, kill -9 the leader, keep writing,
-/// restart it, and check every acknowledged write is readable through every node.
+/// Whether the protocol elects a leader that `status` reports (2PC has none).
+pub fn has_leader(protocol: &str) -> bool {
+    protocol != "2pc"
+}
+
+impl Cluster {
+    /// Waits until the cluster can serve: an agreed leader where the protocol has one (returns its
+    /// index), otherwise every running node answering `status` (returns 0).
+    pub fn await_ready(&self, limit: Duration) -> usize {
+        if has_leader(&self.protocol) {
+            return self.await_leader(limit);
+        }
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].child.is_some())
+                .all(|i| self.status(i).is_some())
+            {
+                return 0;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{}: nodes not answering within {limit:?}", self.protocol);
+    }
+}
+
+/// The generic scenario: write and read through every node, kill -9 the leader (node 1 for a
+/// leaderless protocol), keep writing, restart it, and check every acknowledged write is readable
+/// through every node.
 pub fn write_read_kill_restart(protocol: &str, n: usize) {
     let mut c = Cluster::start(protocol, n, &[]);
-    c.await_leader(Duration::from_secs(30));
+    c.await_ready(Duration::from_secs(30));
     let mut acked: Vec<(u64, i64)> = Vec::new();
     let mut uncertain: Vec<(u64, i64)> = Vec::new();
     let mut write = |c: &Cluster, i: usize, key: u64, value: i64| {
@@ -251,14 +278,14 @@ pub fn write_read_kill_restart(protocol: &str, n: usize) {
     for key in 0..(2 * n as u64) {
         write(&c, key as usize % n, key, 1000 + key as i64);
     }
-    let leader = c.await_leader(Duration::from_secs(30));
+    let leader = c.await_ready(Duration::from_secs(30));
     c.kill9(leader);
     for key in (2 * n as u64)..(4 * n as u64) {
         let i = (key as usize % n + usize::from(key as usize % n == leader)) % n;
         write(&c, i, key, 1000 + key as i64);
     }
     c.restart(leader);
-    c.await_leader(Duration::from_secs(30));
+    c.await_ready(Duration::from_secs(30));
     assert!(
         acked.len() >= 2 * n,
         "{protocol}: too few writes acknowledged: {acked:?}, uncertain {uncertain:?}"
