@@ -10,9 +10,10 @@
 use crate::protocol::{ClientOp, ErrorCode, ErrorReply, Request, Response};
 use crate::sm::{ClientToken, Config, NodeId, Now, Out, StateMachine};
 use crate::wal::{Wal, WalError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -132,12 +133,17 @@ pub async fn run<S: StateMachine + 'static>(opts: RunOptions) -> Result<(), Runt
         .map_err(|e| RuntimeError::Thread(e.to_string()))?;
 
     let accept_events = events_tx.clone();
+    let members: Arc<BTreeSet<NodeId>> = Arc::new(opts.config.peers.iter().cloned().collect());
     let accept = async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection::<S::Msg>(stream, accept_events.clone()));
+                    tokio::spawn(serve_connection::<S::Msg>(
+                        stream,
+                        accept_events.clone(),
+                        members.clone(),
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -317,6 +323,7 @@ async fn write_line<W: AsyncWriteExt + Unpin>(w: &mut W, line: &str) -> std::io:
 async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
     stream: TcpStream,
     events: mpsc::UnboundedSender<Event<M>>,
+    members: Arc<BTreeSet<NodeId>>,
 ) {
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -326,7 +333,11 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
         Ok(_) => {}
     }
     if let Ok(h) = serde_json::from_str::<Hello>(first.trim_end()) {
-        serve_peer(h.hello, reader, events).await;
+        if members.contains(&h.hello) {
+            serve_peer(h.hello, reader, events).await;
+        } else {
+            tracing::warn!(peer = %h.hello, "hello from a node that is not a member; closing");
+        }
         return;
     }
 
