@@ -449,6 +449,92 @@ pub fn parse_request(line: &str) -> Result<Request, Box<Response>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::NodeStatus;
+
+    /// Persists a record, sends a message and replies for every request.
+    struct Echo;
+
+    impl StateMachine for Echo {
+        type Msg = String;
+        type Record = String;
+        fn recover(_: Config, _: Vec<String>, _: Now) -> Self {
+            Echo
+        }
+        fn on_tick(&mut self, _: Now, _: &mut Out<String, String>) {}
+        fn on_message(&mut self, _: Now, _: NodeId, _: String, _: &mut Out<String, String>) {}
+        fn on_request(
+            &mut self,
+            _: Now,
+            token: ClientToken,
+            _: ClientOp,
+            out: &mut Out<String, String>,
+        ) {
+            out.persist.push(format!("rec-{token}"));
+            out.send.push(("p".into(), format!("msg-{token}")));
+            out.reply.push((token, Response::ok(0)));
+        }
+        fn status(&self, now: Now) -> NodeStatus {
+            NodeStatus {
+                node: "n1".into(),
+                role: "echo".into(),
+                term: 0,
+                leader: None,
+                time_ms: now.wall_ms,
+                commit_index: 0,
+                protocol: "echo".into(),
+            }
+        }
+    }
+
+    #[test]
+    fn records_are_durable_before_messages_and_replies_leave() {
+        let dir = std::env::temp_dir().join(format!("faultline-drive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (wal, records) = Wal::<String>::open(&dir).unwrap();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (peer_tx, mut peer_rx) = mpsc::channel(1024);
+        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+        for id in 100..150 {
+            events_tx
+                .send(Event::Client {
+                    conn: conn_tx.clone(),
+                    id,
+                    op: ClientOp::Read { key: 1 },
+                })
+                .unwrap_or_else(|_| panic!("queue"));
+        }
+        let config = Config {
+            id: "n1".into(),
+            peers: vec!["p".into()],
+            bugs: Default::default(),
+            read_mode: Default::default(),
+            seed: 0,
+        };
+        let peers = HashMap::from([("p".to_string(), peer_tx)]);
+        let driver =
+            std::thread::spawn(move || drive::<Echo>(config, wal, records, events_rx, peers));
+        for _ in 0..50 {
+            let msg: String = serde_json::from_str(&peer_rx.blocking_recv().unwrap()).unwrap();
+            let token = msg.trim_start_matches("msg-");
+            let log = std::fs::read_to_string(dir.join("wal.log")).unwrap();
+            assert!(
+                log.contains(&format!("\"rec-{token}\"")),
+                "message {msg} left before its record was written"
+            );
+        }
+        let mut ids: Vec<u64> = (0..50)
+            .map(|_| conn_rx.blocking_recv().unwrap().id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (100..150).collect::<Vec<_>>(),
+            "each reply carries its request id"
+        );
+        drop(events_tx);
+        driver.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn malformed_requests_get_the_id_when_one_is_present() {
