@@ -270,43 +270,50 @@ fn drive<S: StateMachine>(
     Ok(())
 }
 
-/// Keeps one outgoing connection to `peer`, reconnecting with backoff; drops what cannot be sent.
+/// Keeps one outgoing connection to `peer`: connects when there is something to send, reconnects
+/// with backoff, and drops what cannot be sent (the protocols tolerate loss).
 async fn peer_sender(me: NodeId, peer: NodeId, addr: String, mut rx: mpsc::Receiver<String>) {
     let mut backoff = Duration::from_millis(20);
     loop {
-        // Whatever was queued while the peer was unreachable is stale: drop it.
-        while rx.try_recv().is_ok() {}
-        let stream =
-            match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
-                Ok(Ok(s)) => s,
-                _ => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                    continue;
-                }
-            };
+        let Some(first) = rx.recv().await else { return };
+        let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr));
+        let stream = match connect.await {
+            Ok(Ok(s)) => s,
+            _ => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                // Whatever was queued while the peer was unreachable is stale: drop it.
+                while rx.try_recv().is_ok() {}
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tracing::debug!(peer = %peer, addr = %addr, "connected to peer");
         backoff = Duration::from_millis(20);
         let mut w = BufWriter::new(stream);
         let hello = serde_json::to_string(&Hello { hello: me.clone() }).expect("hello encodes");
-        if write_line(&mut w, &hello).await.is_err() || w.flush().await.is_err() {
+        let mut next = Some(first);
+        if write_line(&mut w, &hello).await.is_err() {
             continue;
         }
-        loop {
-            let Some(line) = rx.recv().await else { return };
+        'connected: loop {
+            let line = match next.take() {
+                Some(l) => l,
+                None => match rx.recv().await {
+                    Some(l) => l,
+                    None => return,
+                },
+            };
             if write_line(&mut w, &line).await.is_err() {
                 break;
             }
             // Write whatever else is queued before one flush.
-            let mut failed = false;
             while let Ok(line) = rx.try_recv() {
                 if write_line(&mut w, &line).await.is_err() {
-                    failed = true;
-                    break;
+                    break 'connected;
                 }
             }
-            if failed || w.flush().await.is_err() {
+            if w.flush().await.is_err() {
                 break;
             }
         }
