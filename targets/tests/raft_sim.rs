@@ -1,5 +1,8 @@
 //! Raft under the deterministic simulator: random schedules checked for safety, and one scripted
 //! schedule per bug showing the anomaly that bug causes (and its absence without the bug).
+//!
+//! Environment: `FAULTLINE_SIM_SCHEDULES` (default 2000) random schedules starting at seed
+//! `SIM_FIRST` (default 0); `SIM_TRACE=1` prints node states while a schedule settles.
 mod sim;
 
 use rand::rngs::StdRng;
@@ -113,7 +116,7 @@ impl CommittedLog {
 /// One random schedule: clients append unique values while nodes crash and restart and the
 /// network loses, duplicates, delays and partitions messages. Then the cluster heals and must
 /// converge with every acknowledged append present exactly once.
-fn random_schedule(seed: u64, bugs: &[&str]) -> Result<(), String> {
+fn random_schedule(seed: u64, bugs: &[&str], mode: ReadMode) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let n = if rng.random_bool(0.5) { 3 } else { 5 };
     let tuning = Tuning {
@@ -121,7 +124,7 @@ fn random_schedule(seed: u64, bugs: &[&str]) -> Result<(), String> {
         max_append_entries: rng.random_range(1..16),
         ..Tuning::default()
     };
-    let mut sim = cluster(n, seed, bugs, ReadMode::Quorum, tuning);
+    let mut sim = cluster(n, seed, bugs, mode, tuning);
     sim.faults = Faults {
         loss: rng.random_range(0.0..0.2),
         duplicate: rng.random_range(0.0..0.1),
@@ -271,7 +274,16 @@ fn random_schedules_keep_raft_safe() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     for seed in first..first + schedules() {
-        if let Err(e) = random_schedule(seed, &[]) {
+        if let Err(e) = random_schedule(seed, &[], ReadMode::Quorum) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
+#[test]
+fn random_schedules_keep_raft_safe_with_lease_reads() {
+    for seed in 0..schedules() / 4 {
+        if let Err(e) = random_schedule(seed, &[], ReadMode::Lease) {
             panic!("seed {seed}: {e}");
         }
     }
@@ -280,7 +292,7 @@ fn random_schedules_keep_raft_safe() {
 #[test]
 fn random_schedules_catch_the_no_fsync_bug() {
     let caught = (0..200)
-        .filter(|&s| random_schedule(s, &["no-fsync"]).is_err())
+        .filter(|&s| random_schedule(s, &["no-fsync"], ReadMode::Quorum).is_err())
         .count();
     assert!(caught > 0, "no schedule exposed no-fsync");
 }
