@@ -140,6 +140,7 @@ fn random_schedule(seed: u64, bugs: &[&str], mode: ReadMode) -> Result<(), Strin
     };
     let ids = sim.ids();
     let mut appends: BTreeMap<ClientToken, (u64, i64)> = BTreeMap::new();
+    let mut reads: BTreeMap<ClientToken, (u64, u64)> = BTreeMap::new();
     let mut next_value = 0i64;
     for _round in 0..40 {
         match rng.random_range(0..12) {
@@ -168,7 +169,9 @@ fn random_schedule(seed: u64, bugs: &[&str], mode: ReadMode) -> Result<(), Strin
                     let id = ids[rng.random_range(0..n)].clone();
                     let key = rng.random_range(0..3u64);
                     if rng.random_bool(0.2) {
-                        sim.request(&id, read(key));
+                        if let Some(t) = sim.request(&id, read(key)) {
+                            reads.insert(t, (key, sim.now));
+                        }
                     } else {
                         next_value += 1;
                         if let Some(t) = sim.request(&id, append(key, next_value)) {
@@ -257,6 +260,55 @@ fn random_schedule(seed: u64, bugs: &[&str], mode: ReadMode) -> Result<(), Strin
             ));
         }
     }
+    check_reads(&sim, &kv, &appends, &reads)
+}
+
+/// Every successful read of a list must be a prefix of the key's final list (appends apply in log
+/// order) holding every append acknowledged before the read was sent (real-time order): a read
+/// missing one is stale.
+fn check_reads(
+    sim: &Sim<Raft>,
+    kv: &targets::kv::KvStore,
+    appends: &BTreeMap<ClientToken, (u64, i64)>,
+    reads: &BTreeMap<ClientToken, (u64, u64)>,
+) -> Result<(), String> {
+    let acked_at: Vec<(u64, i64, u64)> = appends
+        .iter()
+        .filter_map(|(t, (k, v))| {
+            let r = sim.replies.iter().find(|r| r.token == *t)?;
+            r.response.ok.then_some((*k, *v, r.at))
+        })
+        .collect();
+    for (token, (key, sent)) in reads {
+        let Some(r) = sim.replies.iter().find(|r| r.token == *token) else {
+            continue;
+        };
+        if !r.response.ok {
+            continue;
+        }
+        let seen: &[i64] = match &r.response.value {
+            Some(Val::List(l)) => l,
+            None => &[],
+            Some(other) => return Err(format!("read of key {key} returned {other:?}")),
+        };
+        let last: &[i64] = match kv.get(*key) {
+            Some(Val::List(l)) => l,
+            _ => &[],
+        };
+        if !last.starts_with(seen) {
+            return Err(format!(
+                "read of key {key} at t={sent} saw {seen:?}, not a prefix of the final {last:?}"
+            ));
+        }
+        for (k, v, at) in &acked_at {
+            if k == key && at < sent && !seen.contains(v) {
+                return Err(format!(
+                    "stale read of key {key} at t={sent} via {}: {seen:?} lacks {v}, acknowledged at t={at}",
+                    r.node
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -287,6 +339,14 @@ fn random_schedules_keep_raft_safe_with_lease_reads() {
             panic!("seed {seed}: {e}");
         }
     }
+}
+
+#[test]
+fn random_schedules_catch_the_stale_read_bug() {
+    let caught = (0..300)
+        .filter(|&s| random_schedule(s, &["stale-read"], ReadMode::Quorum).is_err())
+        .count();
+    assert!(caught > 0, "no schedule exposed stale-read");
 }
 
 #[test]
