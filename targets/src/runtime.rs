@@ -334,12 +334,12 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
 ) {
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let mut first = String::new();
-    match reader.read_line(&mut first).await {
-        Ok(0) | Err(_) => return,
-        Ok(_) => {}
+    let mut first = Vec::new();
+    let first_len = read_line_capped(&mut reader, &mut first).await;
+    if matches!(first_len, Ok(0) | Err(_)) {
+        return;
     }
-    if let Ok(h) = serde_json::from_str::<Hello>(first.trim_end()) {
+    if let Ok(h) = serde_json::from_slice::<Hello>(first.trim_ascii_end()) {
         if members.contains(&h.hello) {
             serve_peer(h.hello, reader, events).await;
         } else {
@@ -371,8 +371,16 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
     });
 
     let mut line = first;
+    let mut status = first_len;
     loop {
-        let trimmed = line.trim();
+        if let Err(e) = &status {
+            // Too long: answer once and close, since the rest of the line cannot be resynchronised.
+            let _ = resp_tx.send(malformed(0, e.to_string()));
+            break;
+        }
+        // Invalid UTF-8 becomes replacement characters and so a `malformed` reply.
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim();
         if !trimmed.is_empty() {
             match parse_request(trimmed) {
                 Ok(req) => {
@@ -391,9 +399,14 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
             }
         }
         line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        status = read_line_capped(&mut reader, &mut line).await;
+        if matches!(status, Ok(0)) {
+            break;
+        }
+        if let Err(e) = &status {
+            if e.kind() != std::io::ErrorKind::InvalidData {
+                break;
+            }
         }
     }
     drop(resp_tx);
@@ -430,6 +443,38 @@ async fn serve_peer<M: serde::de::DeserializeOwned>(
     }
 }
 
+/// Longest request line accepted from a client.
+const MAX_CLIENT_LINE: u64 = 1 << 20;
+
+/// Reads one line (up to and including `\n`) of at most [`MAX_CLIENT_LINE`] bytes; a longer line is
+/// an `InvalidData` error.
+async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let n = reader.take(MAX_CLIENT_LINE).read_until(b'\n', buf).await?;
+    if n as u64 == MAX_CLIENT_LINE && buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("request line longer than {MAX_CLIENT_LINE} bytes"),
+        ));
+    }
+    Ok(n)
+}
+
+fn malformed(id: u64, message: String) -> Response {
+    Response::error(
+        id,
+        ErrorReply {
+            code: ErrorCode::Malformed,
+            definite: true,
+            message,
+            leader: None,
+        },
+    )
+}
+
 /// Parses a request line, or builds the `malformed` reply (with the request's id if one can be
 /// found, 0 otherwise).
 pub fn parse_request(line: &str) -> Result<Request, Box<Response>> {
@@ -440,15 +485,7 @@ pub fn parse_request(line: &str) -> Result<Request, Box<Response>> {
                 .ok()
                 .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
                 .unwrap_or(0);
-            Err(Box::new(Response::error(
-                id,
-                ErrorReply {
-                    code: ErrorCode::Malformed,
-                    definite: true,
-                    message: format!("malformed request: {e}"),
-                    leader: None,
-                },
-            )))
+            Err(Box::new(malformed(id, format!("malformed request: {e}"))))
         }
     }
 }

@@ -41,7 +41,15 @@ fn pipelined_requests_and_malformed_lines_on_one_connection() {
         seen[&12].status.as_ref().map(|s| s.protocol.as_str()),
         Some("raft")
     );
-    // The connection survived the malformed line.
+    // Invalid UTF-8 is malformed too, with id 0.
+    cl.send_bytes(b"\xff\xfe{\"id\":13}").expect("send");
+    let r = cl.recv().expect("a response");
+    assert_eq!(r.id, 0);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(targets::protocol::ErrorCode::Malformed)
+    );
+    // The connection survived the malformed lines.
     let r = cl.call(json!({"op": "read", "key": 3})).expect("read");
     assert_eq!(r.value, Some(targets::protocol::Val::Int(3)));
 }

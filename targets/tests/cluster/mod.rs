@@ -200,6 +200,12 @@ impl Client {
         self.writer.write_all(b"\n").ok()
     }
 
+    /// Sends arbitrary bytes (e.g. invalid UTF-8) as one line.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Option<()> {
+        self.writer.write_all(bytes).ok()?;
+        self.writer.write_all(b"\n").ok()
+    }
+
     pub fn recv(&mut self) -> Option<Response> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
