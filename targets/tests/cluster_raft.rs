@@ -235,3 +235,31 @@ fn single_node_wall_clock_follows_libfaketime() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes through the leader, kill -9s every node, restarts them all and reads the key back.
+fn read_after_killing_everyone(extra: &[&str]) -> Option<targets::protocol::Val> {
+    let mut c = Cluster::start("raft", 3, extra);
+    let leader = c.await_leader(Duration::from_secs(30));
+    let r = cluster::call_retrying(&c, leader, json!({"op": "write", "key": 5, "value": 55}))
+        .expect("write answered");
+    assert!(r.ok, "{r:?}");
+    for i in 0..3 {
+        c.kill9(i);
+    }
+    for i in 0..3 {
+        c.restart(i);
+    }
+    let leader = c.await_leader(Duration::from_secs(30));
+    let r = cluster::call_retrying(&c, leader, json!({"op": "read", "key": 5})).expect("read");
+    assert!(r.ok, "{r:?}");
+    r.value
+}
+
+#[test]
+fn no_fsync_flag_loses_acknowledged_writes_when_every_node_is_killed() {
+    assert_eq!(
+        read_after_killing_everyone(&[]),
+        Some(targets::protocol::Val::Int(55))
+    );
+    assert_eq!(read_after_killing_everyone(&["--bug", "no-fsync"]), None);
+}
