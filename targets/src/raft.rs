@@ -535,7 +535,7 @@ impl Raft {
         self.append_local(Command::Noop, out);
         self.noop_index = self.last_index();
         self.broadcast(now, out);
-        self.advance_commit(now, out);
+        self.advance_commit(out);
     }
 
     fn append_local(&mut self, cmd: Command, out: &mut RaftOut) -> u64 {
@@ -625,7 +625,7 @@ impl Raft {
         out.send.push((peer.clone(), msg));
     }
 
-    fn advance_commit(&mut self, now: Now, out: &mut RaftOut) {
+    fn advance_commit(&mut self, out: &mut RaftOut) {
         if self.role != Role::Leader {
             return;
         }
@@ -641,10 +641,10 @@ impl Raft {
                 self.commit = n;
             }
         }
-        self.apply(now, out);
+        self.apply(out);
     }
 
-    fn apply(&mut self, now: Now, out: &mut RaftOut) {
+    fn apply(&mut self, out: &mut RaftOut) {
         while self.applied < self.commit {
             let index = self.applied + 1;
             let Some(entry) = self.entry(index).cloned() else {
@@ -667,7 +667,7 @@ impl Raft {
                 self.answer(p.waiter, resp, out);
             }
         }
-        self.serve_reads(now, out);
+        self.serve_reads(out);
         self.maybe_compact(out);
     }
 
@@ -722,7 +722,7 @@ impl Raft {
         acked[self.majority() - 1]
     }
 
-    fn serve_reads(&mut self, now: Now, out: &mut RaftOut) {
+    fn serve_reads(&mut self, out: &mut RaftOut) {
         if self.role != Role::Leader || self.reads.is_empty() {
             return;
         }
@@ -739,7 +739,6 @@ impl Raft {
         if self.reads.iter().any(|r| r.seq > self.seq) {
             self.want_round = true;
         }
-        let _ = now;
     }
 
     fn update_lease(&mut self) {
@@ -797,7 +796,7 @@ impl Raft {
             // A single-node cluster confirms at once.
             if self.cfg.peers.is_empty() {
                 self.broadcast(now, out);
-                self.serve_reads(now, out);
+                self.serve_reads(out);
             }
             return;
         }
@@ -811,7 +810,7 @@ impl Raft {
             },
         );
         if self.cfg.peers.is_empty() {
-            self.advance_commit(now, out);
+            self.advance_commit(out);
         }
     }
 
@@ -892,7 +891,7 @@ impl Raft {
         if leader_commit > self.commit {
             self.commit = self.commit.max(leader_commit.min(last_new));
         }
-        self.apply(now, out);
+        self.apply(out);
         out.send
             .push((from, reply(true, last_new.max(self.snap_index))));
     }
@@ -932,7 +931,7 @@ impl Raft {
             self.send_append(&from, now, out);
         }
         self.update_lease();
-        self.advance_commit(now, out);
+        self.advance_commit(out);
     }
 
     fn on_vote_request(&mut self, now: Now, from: NodeId, m: (u64, u64, u64), out: &mut RaftOut) {
