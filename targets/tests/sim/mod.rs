@@ -296,7 +296,7 @@ impl<S: StateMachine> Sim<S> {
         self.blocked.clear();
     }
 
-    /// The messages currently in flight, in delivery order.
+    /// The messages currently in flight, in send order.
     pub fn in_flight(&self) -> Vec<&InFlight<S::Msg>> {
         self.in_flight.values().collect()
     }
