@@ -3,5 +3,6 @@
 //! Each protocol is a deterministic, IO-free state machine (see [`sm`]); a thin tokio runtime
 //! performs its effects. This crate never links harness code.
 pub mod kv;
+pub mod paxos;
 pub mod protocol;
 pub mod sm;
