@@ -109,7 +109,7 @@ pub struct ForwardId {
 
 /// Messages between Paxos nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum PaxosMsg {
     /// Phase 1a: promise not to accept ballots below `ballot`, for every slot from `from` on.
     Prepare {
@@ -162,9 +162,12 @@ pub enum PaxosMsg {
         entries: Vec<(Slot, Value)>,
         commit: Slot,
     },
-    /// A client request relayed to the leader.
+    /// A client request relayed to the node believed to lead `ballot`. Proposed only if the
+    /// receiver leads exactly that ballot: a delayed or duplicated copy that reaches the node
+    /// after it answered `not-leader` (and perhaps restarted and won a newer ballot) is refused.
     Forward {
         fid: ForwardId,
+        ballot: Ballot,
         op: ClientOp,
     },
     ForwardReply {
@@ -175,7 +178,7 @@ pub enum PaxosMsg {
 
 /// Write-ahead log records. Replayed in order on recovery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Record {
     Promise {
         ballot: Ballot,
@@ -313,7 +316,11 @@ pub struct Paxos {
     /// This node's own ballot while candidate or leader.
     ballot: Ballot,
     max_round_seen: u64,
-    known_leader: Option<NodeId>,
+    /// The promised round found in the log at start-up: ballots of ours up to it were led by an
+    /// earlier incarnation.
+    recovered_round: u64,
+    /// The ballot of the leader this node believes in (its own while leading).
+    known_leader: Option<Ballot>,
     election_deadline: u64,
     candidacy: Option<Candidacy>,
     proposals: BTreeMap<Slot, Proposal>,
@@ -321,6 +328,8 @@ pub struct Paxos {
     queue: VecDeque<Command>,
     pending: BTreeMap<u64, Pending>,
     forwards: BTreeMap<ForwardId, (ClientToken, u64)>,
+    /// Forwarded requests received recently, to drop duplicates.
+    forwards_seen: BTreeMap<(NodeId, ForwardId), u64>,
     last_heartbeat: u64,
     leader_since: u64,
     peer_last_heard: BTreeMap<NodeId, u64>,
@@ -413,14 +422,31 @@ impl StateMachine for Paxos {
                 entries,
                 commit,
             } => self.on_catch_up_reply(t, from, snapshot, entries, commit, out),
-            PaxosMsg::Forward { fid, op } => {
-                if self.role == Role::Leader {
-                    self.enqueue(t, Origin::Forwarded { node: from, fid }, op, out);
-                } else {
-                    let response = self.not_leader_response();
-                    out.send
-                        .push((from, PaxosMsg::ForwardReply { fid, response }));
+            PaxosMsg::Forward { fid, ballot, op } => {
+                // A duplicated forward must not be proposed twice, nor proposed after its first
+                // copy was answered with a definite `not-leader`.
+                if self.forwards_seen.insert((from.clone(), fid), t).is_some() {
+                    return;
                 }
+                if self.role == Role::Leader && ballot == self.ballot {
+                    self.enqueue(t, Origin::Forwarded { node: from, fid }, op, out);
+                    return;
+                }
+                let response = if ballot.node == self.cfg.id && ballot.round <= self.recovered_round
+                {
+                    // Addressed to a leadership of ours from before a restart, which forgot the
+                    // forwards it saw: another copy may have been proposed then.
+                    error_response(
+                        ErrorCode::LeadershipLost,
+                        false,
+                        format!("{} restarted after leading {ballot:?}", self.cfg.id),
+                        None,
+                    )
+                } else {
+                    self.not_leader_response()
+                };
+                out.send
+                    .push((from, PaxosMsg::ForwardReply { fid, response }));
             }
             PaxosMsg::ForwardReply { fid, response } => {
                 if let Some((token, _)) = self.forwards.remove(&fid) {
@@ -439,7 +465,7 @@ impl StateMachine for Paxos {
         }
         match (self.role, self.known_leader.clone()) {
             (Role::Leader, _) => self.enqueue(t, Origin::Client(token), op, out),
-            (_, Some(leader)) if leader != self.cfg.id => {
+            (_, Some(leader)) if leader.node != self.cfg.id => {
                 let fid = ForwardId {
                     incarnation: self.incarnation,
                     seq: self.take_seq(),
@@ -447,7 +473,14 @@ impl StateMachine for Paxos {
                 // The leader answers within its own request timeout; allow for the round trips.
                 let deadline = t + self.tuning.request_timeout_ms + 2 * self.tuning.retry_ms;
                 self.forwards.insert(fid, (token, deadline));
-                out.send.push((leader, PaxosMsg::Forward { fid, op }));
+                out.send.push((
+                    leader.node.clone(),
+                    PaxosMsg::Forward {
+                        fid,
+                        ballot: leader,
+                        op,
+                    },
+                ));
             }
             _ => out.reply.push((token, self.not_leader_response())),
         }
@@ -458,7 +491,7 @@ impl StateMachine for Paxos {
             node: self.cfg.id.clone(),
             role: self.role.as_str().to_string(),
             term: self.promised.round,
-            leader: self.known_leader.clone(),
+            leader: self.known_leader.as_ref().map(|b| b.node.clone()),
             time_ms: now.wall_ms,
             commit_index: self.applied,
             protocol: "multi-paxos".to_string(),
@@ -489,6 +522,7 @@ impl Paxos {
             role: Role::Follower,
             ballot: Ballot::default(),
             max_round_seen: 0,
+            recovered_round: 0,
             known_leader: None,
             election_deadline: 0,
             candidacy: None,
@@ -497,6 +531,7 @@ impl Paxos {
             queue: VecDeque::new(),
             pending: BTreeMap::new(),
             forwards: BTreeMap::new(),
+            forwards_seen: BTreeMap::new(),
             last_heartbeat: 0,
             leader_since: 0,
             peer_last_heard: BTreeMap::new(),
@@ -505,6 +540,7 @@ impl Paxos {
             node.replay(record);
         }
         node.max_round_seen = node.promised.round;
+        node.recovered_round = node.promised.round;
         // Recovery re-applies decided slots; nobody waits for their replies.
         let mut discard = PaxosOut::default();
         node.apply_ready(now.mono_ms, &mut discard);
@@ -596,7 +632,11 @@ impl Paxos {
     }
 
     fn not_leader_response(&self) -> Response {
-        let leader = self.known_leader.clone().filter(|l| *l != self.cfg.id);
+        let leader = self
+            .known_leader
+            .as_ref()
+            .map(|b| b.node.clone())
+            .filter(|l| *l != self.cfg.id);
         let (code, message) = match &leader {
             Some(l) => (
                 ErrorCode::NotLeader,
@@ -746,7 +786,7 @@ impl Paxos {
         }
         let c = self.candidacy.take().expect("checked above");
         self.role = Role::Leader;
-        self.known_leader = Some(self.cfg.id.clone());
+        self.known_leader = Some(self.ballot.clone());
         self.leader_since = t;
         self.peer_last_heard.clear();
         for peer in c.promises.keys() {
@@ -831,7 +871,7 @@ impl Paxos {
             self.step_down(t, out);
         }
         if self.role == Role::Follower {
-            self.known_leader = Some(ballot.node.clone());
+            self.known_leader = Some(ballot.clone());
             self.election_deadline = t + self.election_timeout();
         }
     }
@@ -1094,6 +1134,8 @@ impl Paxos {
             };
             self.reply(p.origin, response, out);
         }
+        let horizon = t.saturating_sub(4 * self.tuning.request_timeout_ms);
+        self.forwards_seen.retain(|_, at| *at >= horizon);
         let expired: Vec<ForwardId> = self
             .forwards
             .iter()
@@ -1189,8 +1231,8 @@ impl Paxos {
                 value: value.clone(),
             });
         }
-        // The snapshot holds everything this step wanted to append.
-        out.persist.clear();
+        // Records this step already queued are appended after the snapshot; replay skips those
+        // it covers.
         out.compact = Some(records);
     }
 

@@ -1,0 +1,88 @@
+//! Safety of the Multi-Paxos state machine under thousands of simulated fault schedules.
+mod paxos_sim;
+
+use paxos_sim::{run, SimConfig, SimReport};
+
+/// Runs `seeds` schedules built by `make`, fails on the first violation, returns totals.
+fn assert_safe(seeds: std::ops::Range<u64>, make: impl Fn(u64) -> SimConfig) -> SimReport {
+    let mut total = SimReport::default();
+    for seed in seeds {
+        let report = run(make(seed));
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {}",
+            report
+                .violations
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        total.events += report.events;
+        total.decided_slots += report.decided_slots;
+        total.acked += report.acked;
+        total.crashes += report.crashes;
+        total.elections += report.elections;
+    }
+    eprintln!("{total:?}");
+    total
+}
+
+#[test]
+fn three_nodes_with_loss_crashes_and_isolation() {
+    let total = assert_safe(0..1000, SimConfig::new);
+    assert!(total.acked > 10_000, "too little progress: {total:?}");
+    assert!(total.crashes > 1_000, "too few crashes: {total:?}");
+}
+
+#[test]
+fn five_nodes() {
+    let total = assert_safe(0..300, |seed| SimConfig {
+        nodes: 5,
+        ..SimConfig::new(seed)
+    });
+    assert!(total.acked > 1_000, "too little progress: {total:?}");
+}
+
+#[test]
+fn heavy_loss_and_long_delays() {
+    let total = assert_safe(0..300, |seed| SimConfig {
+        drop: 0.3,
+        duplicate: 0.1,
+        max_delay_ms: 120,
+        crash_every_ms: 200,
+        ..SimConfig::new(seed)
+    });
+    assert!(total.acked > 100, "too little progress: {total:?}");
+}
+
+#[test]
+fn single_node() {
+    let total = assert_safe(0..50, |seed| SimConfig {
+        nodes: 1,
+        ..SimConfig::new(seed)
+    });
+    assert!(total.acked > 500, "too little progress: {total:?}");
+}
+
+/// Every message and record goes through JSON, as over the real wire and disk.
+#[test]
+fn wire_and_log_formats_roundtrip() {
+    assert_safe(0..100, |seed| SimConfig {
+        json: true,
+        ..SimConfig::new(seed)
+    });
+}
+
+/// Without faults, the cluster elects one leader and decides every request.
+#[test]
+fn fault_free_run_answers_every_request() {
+    let total = assert_safe(0..20, |seed| SimConfig {
+        drop: 0.0,
+        duplicate: 0.0,
+        crash_every_ms: 0,
+        isolate_every_ms: 0,
+        ..SimConfig::new(seed)
+    });
+    assert!(total.acked > 20 * 50, "too little progress: {total:?}");
+}
