@@ -149,8 +149,11 @@ pub enum PaxosMsg {
         ballot: Ballot,
         commit: Slot,
     },
+    /// `commit`: the follower's highest applied slot, so that a leader that is behind (its
+    /// followers compacted slots it still proposes) catches up.
     HeartbeatAck {
         ballot: Ballot,
+        commit: Slot,
     },
     /// Send me the decided slots from `from` on.
     CatchUp {
@@ -408,12 +411,20 @@ impl StateMachine for Paxos {
                 }
                 self.hear_leader(t, &ballot, out);
                 self.note_commit(&from, commit);
-                out.send.push((from, PaxosMsg::HeartbeatAck { ballot }));
+                out.send.push((
+                    from,
+                    PaxosMsg::HeartbeatAck {
+                        ballot,
+                        commit: self.applied,
+                    },
+                ));
                 self.maybe_catch_up(t, out);
             }
-            PaxosMsg::HeartbeatAck { ballot } => {
+            PaxosMsg::HeartbeatAck { ballot, commit } => {
                 if self.role == Role::Leader && ballot == self.ballot {
-                    self.peer_last_heard.insert(from, t);
+                    self.peer_last_heard.insert(from.clone(), t);
+                    self.note_commit(&from, commit);
+                    self.maybe_catch_up(t, out);
                 }
             }
             PaxosMsg::CatchUp { from: slot } => self.on_catch_up(from, slot, out),

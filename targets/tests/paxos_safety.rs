@@ -81,7 +81,7 @@ fn fault_free_run_answers_every_request() {
         drop: 0.0,
         duplicate: 0.0,
         crash_every_ms: 0,
-        isolate_every_ms: 0,
+        partition_every_ms: 0,
         ..SimConfig::new(seed)
     });
     assert!(total.acked > 20 * 50, "too little progress: {total:?}");

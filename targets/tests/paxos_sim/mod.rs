@@ -2,7 +2,7 @@
 //!
 //! One seeded RNG drives everything: message loss, duplication and delay (random delays reorder
 //! messages), node crashes (a crashed node restarts from exactly the records it persisted),
-//! isolation of single nodes, and client requests. No sockets, no sleeps: simulated time jumps
+//! isolated nodes and cut links, and client requests. No sockets, no sleeps: simulated time jumps
 //! from event to event.
 //!
 //! While it runs, an observer checks safety after every step and collects [`Violation`]s:
@@ -41,8 +41,8 @@ pub struct SimConfig {
     /// Mean time between crashes (0: none).
     pub crash_every_ms: u64,
     pub max_down_ms: u64,
-    /// Mean time between isolating one node from the others (0: never).
-    pub isolate_every_ms: u64,
+    /// Mean time between partitions: one node isolated, or one link cut (0: never).
+    pub partition_every_ms: u64,
     pub client_every_ms: u64,
     pub tick_ms: u64,
     pub tuning: Tuning,
@@ -65,7 +65,7 @@ impl SimConfig {
             max_delay_ms: 20,
             crash_every_ms: 400,
             max_down_ms: 600,
-            isolate_every_ms: 700,
+            partition_every_ms: 700,
             client_every_ms: 15,
             tick_ms: 10,
             tuning: Tuning {
@@ -186,7 +186,7 @@ enum Event {
     Client,
     Crash,
     Restart(usize),
-    Isolate,
+    Partition,
     Settle,
 }
 
@@ -265,7 +265,8 @@ pub struct Sim {
     events: BTreeMap<(u64, u64), Event>,
     nodes: Vec<SimNode>,
     settled: bool,
-    isolated: Option<(usize, u64)>,
+    /// Cut links `(a, b)` (both directions) and when they heal.
+    cuts: Vec<(usize, usize, u64)>,
     decided: DecidedLog,
     leaders: BTreeMap<Ballot, String>,
     requests: BTreeMap<u64, ClientOp>,
@@ -312,7 +313,7 @@ impl Sim {
             events: BTreeMap::new(),
             nodes,
             settled: false,
-            isolated: None,
+            cuts: Vec::new(),
             decided: DecidedLog::new(),
             leaders: BTreeMap::new(),
             requests: BTreeMap::new(),
@@ -353,9 +354,9 @@ impl Sim {
             let at = self.exp(self.cfg.crash_every_ms);
             self.schedule(at, Event::Crash);
         }
-        if self.cfg.isolate_every_ms > 0 {
-            let at = self.exp(self.cfg.isolate_every_ms);
-            self.schedule(at, Event::Isolate);
+        if self.cfg.partition_every_ms > 0 {
+            let at = self.exp(self.cfg.partition_every_ms);
+            self.schedule(at, Event::Partition);
         }
         self.schedule(self.cfg.duration_ms, Event::Settle);
         let end = self.cfg.duration_ms + self.cfg.settle_ms;
@@ -431,19 +432,28 @@ impl Sim {
                     self.start(i);
                 }
             }
-            Event::Isolate => {
+            Event::Partition => {
                 if self.settled {
                     return;
                 }
-                let at = self.now + self.exp(self.cfg.isolate_every_ms);
-                self.schedule(at, Event::Isolate);
-                let i = self.rng.random_range(0..self.nodes.len());
+                let at = self.now + self.exp(self.cfg.partition_every_ms);
+                self.schedule(at, Event::Partition);
+                let n = self.nodes.len();
+                let i = self.rng.random_range(0..n);
                 let until = self.now + self.rng.random_range(100..800);
-                self.isolated = Some((i, until));
+                if self.rng.random_bool(0.5) {
+                    // Isolate node i.
+                    self.cuts
+                        .extend((0..n).filter(|j| *j != i).map(|j| (i, j, until)));
+                } else if n > 1 {
+                    // Cut one link: both ends still reach everybody else.
+                    let j = (i + self.rng.random_range(1..n)) % n;
+                    self.cuts.push((i, j, until));
+                }
             }
             Event::Settle => {
                 self.settled = true;
-                self.isolated = None;
+                self.cuts.clear();
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].sm.is_none() {
                         self.start(i);
@@ -454,10 +464,9 @@ impl Sim {
     }
 
     fn cut(&self, from: usize, to: usize) -> bool {
-        match self.isolated {
-            Some((i, until)) if self.now < until => i == from || i == to,
-            _ => false,
-        }
+        self.cuts.iter().any(|(a, b, until)| {
+            self.now < *until && ((*a, *b) == (from, to) || (*a, *b) == (to, from))
+        })
     }
 
     fn client_request(&mut self) {
