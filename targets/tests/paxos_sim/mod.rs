@@ -18,6 +18,8 @@
 //! must then converge: all nodes apply the same slots and hold equal stores.
 #![allow(dead_code)]
 
+pub mod script;
+
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
