@@ -335,6 +335,8 @@ pub struct Paxos {
     forwards_seen: BTreeMap<(NodeId, ForwardId), u64>,
     last_heartbeat: u64,
     leader_since: u64,
+    /// Records in the log since the last compaction (bounds it even when nothing is applied).
+    logged: usize,
     peer_last_heard: BTreeMap<NodeId, u64>,
 }
 
@@ -365,6 +367,10 @@ impl StateMachine for Paxos {
             Role::Leader => self.leader_tick(t, out),
         }
         self.maybe_catch_up(t, out);
+        // Elections or a gap below unapplied slots can grow the log without applying anything.
+        if self.logged > 4 * (self.tuning.compact_every as usize) + 64 {
+            self.compact(out);
+        }
     }
 
     fn on_message(&mut self, now: Now, from: NodeId, msg: PaxosMsg, out: &mut PaxosOut) {
@@ -514,7 +520,8 @@ impl Paxos {
     /// Like [`StateMachine::recover`] with explicit tuning.
     pub fn recover_with(config: Config, tuning: Tuning, records: Vec<Record>, now: Now) -> Self {
         let seed = config.seed ^ fnv1a(config.id.as_bytes()) ^ now.wall_ms.rotate_left(17);
-        let majority = (config.peers.len() + 1) / 2 + 1;
+        let members = config.peers.len() + 1;
+        let majority = members / 2 + 1;
         let mut node = Paxos {
             cfg: config,
             tuning,
@@ -545,8 +552,10 @@ impl Paxos {
             forwards_seen: BTreeMap::new(),
             last_heartbeat: 0,
             leader_since: 0,
+            logged: 0,
             peer_last_heard: BTreeMap::new(),
         };
+        node.logged = records.len();
         for record in records {
             node.replay(record);
         }
@@ -634,8 +643,9 @@ impl Paxos {
         self.rng.random_range(lo..hi)
     }
 
-    fn persist_promise(&self, out: &mut PaxosOut) {
+    fn persist_promise(&mut self, out: &mut PaxosOut) {
         if !self.cfg.has_bug(BUG_FORGET_PROMISE) {
+            self.logged += 1;
             out.persist.push(Record::Promise {
                 ballot: self.promised.clone(),
             });
@@ -879,6 +889,8 @@ impl Paxos {
         }
         self.max_round_seen = self.max_round_seen.max(ballot.round);
         if self.role != Role::Follower && *ballot > self.ballot {
+            // Known first, so that queued commands are refused with a hint at the new leader.
+            self.known_leader = Some(ballot.clone());
             self.step_down(t, out);
         }
         if self.role == Role::Follower {
@@ -945,6 +957,7 @@ impl Paxos {
         for (slot, value) in &batch {
             self.accepted
                 .insert(*slot, (self.ballot.clone(), value.clone()));
+            self.logged += 1;
             out.persist.push(Record::Accept {
                 slot: *slot,
                 ballot: self.ballot.clone(),
@@ -1002,6 +1015,7 @@ impl Paxos {
             if slot <= self.snapshot_slot {
                 continue;
             }
+            self.logged += 1;
             out.persist.push(Record::Accept {
                 slot,
                 ballot: ballot.clone(),
@@ -1177,6 +1191,7 @@ impl Paxos {
             }
             return;
         }
+        self.logged += 1;
         out.persist.push(Record::Decide {
             slot,
             value: value.clone(),
@@ -1242,6 +1257,7 @@ impl Paxos {
                 value: value.clone(),
             });
         }
+        self.logged = records.len();
         // Records this step already queued are appended after the snapshot; replay skips those
         // it covers.
         out.compact = Some(records);

@@ -182,7 +182,7 @@ enum Event {
     Deliver {
         to: usize,
         from: usize,
-        msg: PaxosMsg,
+        msg: Box<PaxosMsg>,
     },
     Tick(usize),
     Client,
@@ -406,7 +406,7 @@ impl Sim {
                 }
                 let now = self.now_for(to);
                 let from_id = self.nodes[from].id.clone();
-                self.step(to, |sm, out| sm.on_message(now, from_id, msg, out));
+                self.step(to, |sm, out| sm.on_message(now, from_id, *msg, out));
             }
             Event::Client => {
                 if self.settled {
@@ -522,7 +522,7 @@ impl Sim {
             self.nodes[i].log = records;
         }
         self.observe_records(&id, &out.persist);
-        self.nodes[i].log.extend(out.persist.drain(..));
+        self.nodes[i].log.append(&mut out.persist);
         for (to, msg) in out.send {
             let Some(j) = self.nodes.iter().position(|n| n.id == to) else {
                 panic!("{id} sent to unknown node {to}");
@@ -544,7 +544,7 @@ impl Sim {
                     Event::Deliver {
                         to: j,
                         from: i,
-                        msg: msg.clone(),
+                        msg: Box::new(msg.clone()),
                     },
                 );
             }

@@ -152,3 +152,29 @@ impl Script {
             .collect()
     }
 }
+
+impl Script {
+    /// Delivers every message (and the messages they cause) in send order, dropping those to or
+    /// from `cut` nodes, until the network is empty.
+    pub fn settle(&mut self, cut: &[usize]) {
+        for _ in 0..10_000 {
+            if self.in_flight.is_empty() {
+                return;
+            }
+            let (from, to, msg) = self.in_flight.remove(0);
+            if cut.contains(&from) || cut.contains(&to) || self.nodes[to].is_none() {
+                continue;
+            }
+            let sender = self.ids[from].clone();
+            self.step(to, |sm, now, out| sm.on_message(now, sender, msg, out));
+        }
+        panic!("the network did not quiesce");
+    }
+
+    /// Node `leader` times out and wins an election with everybody not `cut`.
+    pub fn elect(&mut self, leader: usize, cut: &[usize]) {
+        self.time_out(leader);
+        self.settle(cut);
+        assert_eq!(self.role(leader), Role::Leader);
+    }
+}
