@@ -335,6 +335,9 @@ pub struct Paxos {
     forwards_seen: BTreeMap<(NodeId, ForwardId), u64>,
     last_heartbeat: u64,
     leader_since: u64,
+    /// Slots up to here were compacted by a promiser when this node won; it must learn them by
+    /// catching up.
+    gap_floor: Slot,
     /// Records in the log since the last compaction (bounds it even when nothing is applied).
     logged: usize,
     peer_last_heard: BTreeMap<NodeId, u64>,
@@ -552,6 +555,7 @@ impl Paxos {
             forwards_seen: BTreeMap::new(),
             last_heartbeat: 0,
             leader_since: 0,
+            gap_floor: 0,
             logged: 0,
             peer_last_heard: BTreeMap::new(),
         };
@@ -818,6 +822,7 @@ impl Paxos {
         // Slots up to any promiser's snapshot are decided already: learn them, don't propose.
         let compacted = c.promises.values().map(|p| p.compacted).max().unwrap_or(0);
         let lo = c.from.max(compacted + 1);
+        self.gap_floor = compacted;
         let mut adopted: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
         for entry in c.promises.values().flat_map(|p| &p.accepted) {
             if entry.slot < lo {
@@ -1089,6 +1094,17 @@ impl Paxos {
             self.known_leader = None;
             return;
         }
+        // The promiser that compacted the slots below `lo` may have crashed for good before we
+        // caught up from it. A new phase 1 (likely with another majority) re-proposes them from
+        // the accepted values the survivors report.
+        if self.applied < self.gap_floor
+            && t >= self.leader_since + 2 * self.tuning.election_timeout_max_ms
+        {
+            tracing::info!(node = %self.cfg.id, "cannot catch up below {}; new ballot", self.gap_floor);
+            self.step_down(t, out);
+            self.start_candidacy(t, out);
+            return;
+        }
         if t >= self.last_heartbeat + self.tuning.heartbeat_ms {
             self.send_heartbeats(t, out);
         }
@@ -1263,12 +1279,16 @@ impl Paxos {
         out.compact = Some(records);
     }
 
+    /// Remembers whom to catch up from: the node with the highest commit index heard of, except
+    /// that the current leader is preferred when it is ahead of us (an earlier source may have
+    /// crashed for good).
     fn note_commit(&mut self, from: &NodeId, commit: Slot) {
-        let higher = self
+        let from_leader = self.known_leader.as_ref().is_some_and(|b| b.node == *from);
+        let better = self
             .catchup_source
             .as_ref()
-            .is_none_or(|(_, known)| commit > *known);
-        if commit > self.applied && higher {
+            .is_none_or(|(_, known)| commit > *known || from_leader);
+        if commit > self.applied && better {
             self.catchup_source = Some((from.clone(), commit));
         }
     }

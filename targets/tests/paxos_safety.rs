@@ -56,6 +56,17 @@ fn heavy_loss_and_long_delays() {
     assert!(total.acked > 100, "too little progress: {total:?}");
 }
 
+/// The node that crashes last stays down: the majority left must still converge, catching up
+/// from whoever is alive.
+#[test]
+fn a_node_down_for_good() {
+    let total = assert_safe(0..200, |seed| SimConfig {
+        down_for_good: Some((seed % 3) as usize),
+        ..SimConfig::new(seed)
+    });
+    assert!(total.acked > 1_000, "too little progress: {total:?}");
+}
+
 #[test]
 fn single_node() {
     let total = assert_safe(0..50, |seed| SimConfig {

@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub json: bool,
     /// Print every event to stderr (for debugging one seed).
     pub trace: bool,
+    /// This node is crashed for good when the quiet phase starts (the others must converge).
+    pub down_for_good: Option<usize>,
 }
 
 impl SimConfig {
@@ -83,6 +85,7 @@ impl SimConfig {
             },
             json: false,
             trace: false,
+            down_for_good: None,
         }
     }
 }
@@ -430,7 +433,8 @@ impl Sim {
                 }
             }
             Event::Restart(i) => {
-                if self.nodes[i].sm.is_none() {
+                let stays_down = self.settled && self.cfg.down_for_good == Some(i);
+                if self.nodes[i].sm.is_none() && !stays_down {
                     self.start(i);
                 }
             }
@@ -457,7 +461,9 @@ impl Sim {
                 self.settled = true;
                 self.cuts.clear();
                 for i in 0..self.nodes.len() {
-                    if self.nodes[i].sm.is_none() {
+                    if self.cfg.down_for_good == Some(i) {
+                        self.nodes[i].sm = None;
+                    } else if self.nodes[i].sm.is_none() {
                         self.start(i);
                     }
                 }
@@ -676,7 +682,7 @@ impl Sim {
             let applied: Vec<(String, Slot)> = self
                 .nodes
                 .iter()
-                .map(|n| (n.id.clone(), n.sm.as_ref().map_or(0, |sm| sm.applied())))
+                .filter_map(|n| Some((n.id.clone(), n.sm.as_ref()?.applied())))
                 .collect();
             let top = self.decided.stores.len().saturating_sub(1) as Slot;
             if applied.iter().any(|(_, a)| *a != top) {
