@@ -13,7 +13,10 @@
 //!   before answering and report what they accepted. With promises from a majority the candidate
 //!   becomes leader: for each reported slot it re-proposes the value accepted with the highest
 //!   ballot (or a value it already knows decided), and fills gaps with no-ops. Afterwards every
-//!   new slot needs only phase 2.
+//!   new slot needs only phase 2. Slots a promiser has already compacted into a snapshot are
+//!   decided: the leader skips them and catches up from that promiser (if it cannot within two
+//!   election timeouts, it starts a new phase 1). A leader that has not heard from a majority for
+//!   an election timeout steps down, so its clients get prompt errors instead of timeouts.
 //! - **Phase 2.** The leader accepts locally and sends `Accept` (many slots per message). Acceptors
 //!   persist the accepted value before answering `Accepted`. A majority decides the slot; the
 //!   leader broadcasts `Decide` with the values, and heartbeats carry its commit index so that a
@@ -23,8 +26,9 @@
 //!   commands arriving meanwhile queue up and go into the next slot together (up to
 //!   [`Tuning::max_batch`] commands per slot).
 //! - **Clients.** A client is answered only after its command is decided *and applied* on the
-//!   node that proposed it. A non-leader forwards requests to the leader it knows and relays the
-//!   answer, or answers a definite `no-leader` when it knows none. A proposed command with no
+//!   node that proposed it. A non-leader forwards requests to the leader it knows (naming the
+//!   ballot it believes that node leads; the receiver proposes only if it still leads exactly that
+//!   ballot) and relays the answer, or answers a definite `no-leader` when it knows none. A proposed command with no
 //!   outcome after [`Tuning::request_timeout_ms`] gets an indefinite `timeout`; a leader that steps
 //!   down answers its proposed commands with an indefinite `leadership-lost` and its queued,
 //!   never-proposed ones with a definite `not-leader`.
@@ -338,8 +342,10 @@ pub struct Paxos {
     /// Slots up to here were compacted by a promiser when this node won; it must learn them by
     /// catching up.
     gap_floor: Slot,
-    /// Records in the log since the last compaction (bounds it even when nothing is applied).
+    /// Records in the log, and how many the last compaction wrote: bounds the log even when
+    /// nothing is applied.
     logged: usize,
+    compacted_len: usize,
     peer_last_heard: BTreeMap<NodeId, u64>,
 }
 
@@ -371,7 +377,8 @@ impl StateMachine for Paxos {
         }
         self.maybe_catch_up(t, out);
         // Elections or a gap below unapplied slots can grow the log without applying anything.
-        if self.logged > 4 * (self.tuning.compact_every as usize) + 64 {
+        let slack = 4 * self.tuning.compact_every as usize + 64;
+        if self.logged > 2 * self.compacted_len + slack {
             self.compact(out);
         }
     }
@@ -557,6 +564,7 @@ impl Paxos {
             leader_since: 0,
             gap_floor: 0,
             logged: 0,
+            compacted_len: 0,
             peer_last_heard: BTreeMap::new(),
         };
         node.logged = records.len();
@@ -1274,6 +1282,7 @@ impl Paxos {
             });
         }
         self.logged = records.len();
+        self.compacted_len = records.len();
         // Records this step already queued are appended after the snapshot; replay skips those
         // it covers.
         out.compact = Some(records);

@@ -97,3 +97,36 @@ fn fault_free_run_answers_every_request() {
     });
     assert!(total.acked > 20 * 50, "too little progress: {total:?}");
 }
+
+/// A longer soak over varied configurations: `PAXOS_SEEDS=20000 cargo test -p targets --test
+/// paxos_safety soak -- --ignored`.
+#[test]
+#[ignore]
+fn soak() {
+    let seeds: u64 = std::env::var("PAXOS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000);
+    assert_safe(10_000..10_000 + seeds, |seed| {
+        let base = SimConfig::new(seed);
+        match seed % 4 {
+            0 => base,
+            1 => SimConfig { nodes: 5, ..base },
+            2 => SimConfig {
+                drop: 0.3,
+                duplicate: 0.1,
+                max_delay_ms: 120,
+                crash_every_ms: 150,
+                ..base
+            },
+            _ => SimConfig {
+                crash_every_ms: 100,
+                max_down_ms: 100,
+                partition_every_ms: 150,
+                client_every_ms: 5,
+                down_for_good: Some((seed % 3) as usize),
+                ..base
+            },
+        }
+    });
+}
