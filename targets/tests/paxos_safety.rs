@@ -23,6 +23,7 @@ fn assert_safe(seeds: std::ops::Range<u64>, make: impl Fn(u64) -> SimConfig) -> 
         total.acked += report.acked;
         total.crashes += report.crashes;
         total.elections += report.elections;
+        total.max_log = total.max_log.max(report.max_log);
     }
     eprintln!("{total:?}");
     total
@@ -33,6 +34,8 @@ fn three_nodes_with_loss_crashes_and_isolation() {
     let total = assert_safe(0..1000, SimConfig::new);
     assert!(total.acked > 10_000, "too little progress: {total:?}");
     assert!(total.crashes > 1_000, "too few crashes: {total:?}");
+    // Compaction every 16 applied slots keeps every log short over ~60 000 decided slots.
+    assert!(total.max_log < 300, "log not bounded: {total:?}");
 }
 
 #[test]

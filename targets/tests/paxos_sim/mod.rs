@@ -6,7 +6,7 @@
 //! from event to event.
 //!
 //! While it runs, an observer checks safety after every step and collects [`Violation`]s:
-//! - at most one node ever leads a given ballot;
+//! - at most one node, in one incarnation, ever leads a given ballot;
 //! - no slot is decided with two different values, across all nodes and restarts (every
 //!   decision is seen in the `Decide` records a node persists);
 //! - every node's applied store equals the store obtained by replaying the decided log to the
@@ -172,6 +172,8 @@ pub struct SimReport {
     pub acked: u64,
     pub crashes: u64,
     pub elections: u64,
+    /// The most records any node's log held at once.
+    pub max_log: usize,
 }
 
 impl SimReport {
@@ -200,6 +202,10 @@ struct SimNode {
     config: Config,
     sm: Option<Paxos>,
     log: Vec<Record>,
+    /// How many times the node was started: a ballot may be led by one incarnation only.
+    incarnation: u32,
+    /// The longest the log has been.
+    max_log: usize,
 }
 
 /// The decided log as the observer sees it, with the store replayed after each slot.
@@ -273,7 +279,7 @@ pub struct Sim {
     /// Cut links `(a, b)` (both directions) and when they heal.
     cuts: Vec<(usize, usize, u64)>,
     decided: DecidedLog,
-    leaders: BTreeMap<Ballot, String>,
+    leaders: BTreeMap<Ballot, (String, u32)>,
     requests: BTreeMap<u64, ClientOp>,
     answered: BTreeSet<u64>,
     definitely_failed: Vec<(u64, ClientOp, String)>,
@@ -307,6 +313,8 @@ impl Sim {
                     config,
                     sm: None,
                     log: Vec::new(),
+                    incarnation: 0,
+                    max_log: 0,
                 }
             })
             .collect();
@@ -382,6 +390,7 @@ impl Sim {
     fn start(&mut self, i: usize) {
         let now = self.now_for(i);
         let node = &mut self.nodes[i];
+        node.incarnation += 1;
         let records = if self.cfg.json {
             node.log.iter().map(roundtrip).collect()
         } else {
@@ -529,6 +538,9 @@ impl Sim {
         }
         self.observe_records(&id, &out.persist);
         self.nodes[i].log.append(&mut out.persist);
+        let len = self.nodes[i].log.len();
+        self.nodes[i].max_log = self.nodes[i].max_log.max(len);
+        self.report.max_log = self.report.max_log.max(len);
         for (to, msg) in out.send {
             let Some(j) = self.nodes.iter().position(|n| n.id == to) else {
                 panic!("{id} sent to unknown node {to}");
@@ -634,16 +646,19 @@ impl Sim {
                     second: id.clone(),
                 });
             }
+            let leader = (id.clone(), self.nodes[i].incarnation);
             match self.leaders.get(&ballot) {
-                Some(first) if first != id => self.report.violations.push(Violation::TwoLeaders {
-                    ballot,
-                    first: first.clone(),
-                    second: id.clone(),
-                }),
+                Some(first) if *first != leader => {
+                    self.report.violations.push(Violation::TwoLeaders {
+                        ballot,
+                        first: format!("{} (start {})", first.0, first.1),
+                        second: format!("{} (start {})", leader.0, leader.1),
+                    })
+                }
                 Some(_) => {}
                 None => {
                     self.report.elections += 1;
-                    self.leaders.insert(ballot, id.clone());
+                    self.leaders.insert(ballot, leader);
                 }
             }
         }
