@@ -220,3 +220,41 @@ fn status_reports_role_ballot_leader_time_and_commit_index() {
     );
     assert_eq!(follower.commit_index, 1);
 }
+
+/// Peer messages and log records are JSON lines; keep their shape stable across versions.
+#[test]
+fn wire_and_log_format() {
+    use targets::paxos::{Ballot, Command, CommandId, Value};
+    let ballot = Ballot {
+        round: 3,
+        node: "n2".to_string(),
+    };
+    let prepare = PaxosMsg::Prepare {
+        ballot: ballot.clone(),
+        from: 7,
+    };
+    assert_eq!(
+        serde_json::to_string(&prepare).unwrap(),
+        r#"{"prepare":{"ballot":{"round":3,"node":"n2"},"from":7}}"#
+    );
+    let record = Record::Accept {
+        slot: 7,
+        ballot,
+        value: Value {
+            commands: vec![Command {
+                id: CommandId {
+                    node: "n2".to_string(),
+                    incarnation: 1,
+                    seq: 4,
+                },
+                op: write(1, 5),
+            }],
+        },
+    };
+    let line = serde_json::to_string(&record).unwrap();
+    assert_eq!(
+        line,
+        r#"{"accept":{"slot":7,"ballot":{"round":3,"node":"n2"},"value":{"commands":[{"id":{"node":"n2","incarnation":1,"seq":4},"op":{"op":"write","key":1,"value":5}}]}}}"#
+    );
+    assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+}
