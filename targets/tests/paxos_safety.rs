@@ -101,8 +101,8 @@ fn fault_free_run_answers_every_request() {
     assert!(total.acked > 20 * 50, "too little progress: {total:?}");
 }
 
-/// A longer soak over varied configurations: `PAXOS_SEEDS=20000 cargo test -p targets --test
-/// paxos_safety soak -- --ignored`.
+/// A longer soak over varied configurations: `PAXOS_SEEDS=20000 PAXOS_SEED_BASE=10000 cargo test
+/// -p targets --test paxos_safety soak -- --ignored`.
 #[test]
 #[ignore]
 fn soak() {
@@ -110,7 +110,11 @@ fn soak() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000);
-    assert_safe(10_000..10_000 + seeds, |seed| {
+    let base: u64 = std::env::var("PAXOS_SEED_BASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    assert_safe(base..base + seeds, |seed| {
         let base = SimConfig::new(seed);
         match seed % 4 {
             0 => base,
