@@ -412,7 +412,7 @@ impl StateMachine for Paxos {
                 for (slot, value) in entries {
                     self.learn(slot, value, out);
                 }
-                self.apply_ready(t, out);
+                self.apply_ready(out);
             }
             PaxosMsg::Heartbeat { ballot, commit } => {
                 if ballot < self.promised {
@@ -575,7 +575,7 @@ impl Paxos {
         node.recovered_round = node.promised.round;
         // Recovery re-applies decided slots; nobody waits for their replies.
         let mut discard = PaxosOut::default();
-        node.apply_ready(now.mono_ms, &mut discard);
+        node.apply_ready(&mut discard);
         node.next_slot = node.applied + 1;
         node.election_deadline = now.mono_ms + node.election_timeout();
         node
@@ -1084,7 +1084,7 @@ impl Paxos {
         for (slot, value) in newly {
             self.learn(slot, value, out);
         }
-        self.apply_ready(t, out);
+        self.apply_ready(out);
         self.propose_queued(t, out);
     }
 
@@ -1223,7 +1223,7 @@ impl Paxos {
         self.decided.insert(slot, value);
     }
 
-    fn apply_ready(&mut self, t: u64, out: &mut PaxosOut) {
+    fn apply_ready(&mut self, out: &mut PaxosOut) {
         let before = self.applied;
         while let Some(value) = self.decided.get(&(self.applied + 1)) {
             let slot = self.applied + 1;
@@ -1250,7 +1250,6 @@ impl Paxos {
         if self.applied > before && self.applied >= self.snapshot_slot + self.tuning.compact_every {
             self.compact(out);
         }
-        let _ = t;
     }
 
     /// Replaces the log with a snapshot at `applied` plus the state above it.
@@ -1370,7 +1369,7 @@ impl Paxos {
         for (slot, value) in entries {
             self.learn(slot, value, out);
         }
-        self.apply_ready(t, out);
+        self.apply_ready(out);
         if self.applied > before {
             // Progress: ask for the next chunk at once rather than on the next retry.
             self.last_catchup = None;
