@@ -314,9 +314,12 @@ pub struct Paxos {
     applied: Slot,
     snapshot_slot: Slot,
     kv: KvStore,
-    /// The highest commit index some node told us about, and who.
-    catchup_source: Option<(NodeId, Slot)>,
+    /// The highest commit index each peer told us about: whom we can catch up from.
+    peer_commits: BTreeMap<NodeId, Slot>,
+    /// When we last asked to catch up, at which applied slot, and whom.
     last_catchup: Option<u64>,
+    catchup_applied: Slot,
+    catchup_target: Option<NodeId>,
 
     // Proposer.
     role: Role,
@@ -545,8 +548,10 @@ impl Paxos {
             applied: 0,
             snapshot_slot: 0,
             kv: KvStore::default(),
-            catchup_source: None,
+            peer_commits: BTreeMap::new(),
             last_catchup: None,
+            catchup_applied: 0,
+            catchup_target: None,
             role: Role::Follower,
             ballot: Ballot::default(),
             max_round_seen: 0,
@@ -1287,26 +1292,21 @@ impl Paxos {
         out.compact = Some(records);
     }
 
-    /// Remembers whom to catch up from: the node with the highest commit index heard of, except
-    /// that the current leader is preferred when it is ahead of us (an earlier source may have
-    /// crashed for good).
     fn note_commit(&mut self, from: &NodeId, commit: Slot) {
-        let from_leader = self.known_leader.as_ref().is_some_and(|b| b.node == *from);
-        let better = self
-            .catchup_source
-            .as_ref()
-            .is_none_or(|(_, known)| commit > *known || from_leader);
-        if commit > self.applied && better {
-            self.catchup_source = Some((from.clone(), commit));
-        }
+        let known = self.peer_commits.entry(from.clone()).or_insert(0);
+        *known = (*known).max(commit);
     }
 
+    /// Asks a peer that is ahead for the slots we miss. Keeps asking the same peer while that
+    /// makes progress; otherwise (it may have crashed for good) tries the next one that is ahead.
     fn maybe_catch_up(&mut self, t: u64, out: &mut PaxosOut) {
-        let Some((source, commit)) = &self.catchup_source else {
-            return;
-        };
-        if *commit <= self.applied {
-            self.catchup_source = None;
+        let ahead: Vec<&NodeId> = self
+            .peer_commits
+            .iter()
+            .filter(|(_, commit)| **commit > self.applied)
+            .map(|(peer, _)| peer)
+            .collect();
+        if ahead.is_empty() {
             return;
         }
         if self
@@ -1315,9 +1315,21 @@ impl Paxos {
         {
             return;
         }
+        let current = self
+            .catchup_target
+            .as_ref()
+            .and_then(|peer| ahead.iter().position(|p| *p == peer));
+        let target = match current {
+            Some(i) if self.applied > self.catchup_applied => ahead[i],
+            Some(i) => ahead[(i + 1) % ahead.len()],
+            None => ahead[0],
+        }
+        .clone();
         self.last_catchup = Some(t);
+        self.catchup_applied = self.applied;
+        self.catchup_target = Some(target.clone());
         out.send.push((
-            source.clone(),
+            target,
             PaxosMsg::CatchUp {
                 from: self.applied + 1,
             },
