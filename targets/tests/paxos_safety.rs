@@ -2,6 +2,7 @@
 mod paxos_sim;
 
 use paxos_sim::{run, SimConfig, SimReport};
+use targets::paxos::Tuning;
 
 /// Runs `seeds` schedules built by `make`, fails on the first violation, returns totals.
 fn assert_safe(seeds: std::ops::Range<u64>, make: impl Fn(u64) -> SimConfig) -> SimReport {
@@ -116,7 +117,7 @@ fn soak() {
         .unwrap_or(10_000);
     assert_safe(base..base + seeds, |seed| {
         let base = SimConfig::new(seed);
-        match seed % 4 {
+        match seed % 5 {
             0 => base,
             1 => SimConfig { nodes: 5, ..base },
             2 => SimConfig {
@@ -124,6 +125,16 @@ fn soak() {
                 duplicate: 0.1,
                 max_delay_ms: 120,
                 crash_every_ms: 150,
+                ..base
+            },
+            3 => SimConfig {
+                tuning: Tuning {
+                    compact_every: 3,
+                    max_inflight_slots: 2,
+                    max_batch: 2,
+                    catchup_max_entries: 2,
+                    ..base.tuning.clone()
+                },
                 ..base
             },
             _ => SimConfig {
