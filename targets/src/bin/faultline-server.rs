@@ -173,9 +173,7 @@ fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
 async fn serve(protocol: &str, opts: RunOptions) -> anyhow::Result<()> {
     match protocol {
         "raft" => run::<targets::raft::Raft>(opts).await?,
-        // MERGE: replace these two arms with `run::<targets::paxos::Paxos>(opts).await?` and
-        // `run::<targets::twopc::TwoPc>(opts).await?` once those modules are in the crate.
-        "paxos" => anyhow::bail!("protocol paxos is not built into this binary yet"),
+        "paxos" => run::<targets::paxos::Paxos>(opts).await?,
         "2pc" => run::<targets::twopc::TwoPc>(opts).await?,
         other => anyhow::bail!("--protocol: unknown protocol {other:?}"),
     }
