@@ -124,12 +124,14 @@ impl List {
 }
 
 /// The memo of configurations: an open-addressing hash set of (state, bitset) rows stored
-/// flat, keyed by a Zobrist hash of the bitset mixed with the state.
+/// flat, keyed by a Zobrist hash of the bitset mixed with the state. A slot holds the row number
+/// and the hash's high half, so most mismatches cost one cache line.
 struct Memo {
     words: usize,
-    slots: Vec<u32>,
-    hashes: Vec<u64>,
-    rows: Vec<u64>,
+    slots: Vec<u64>,
+    /// Rows in fixed-size chunks, so growing never copies them.
+    chunks: Vec<Vec<u64>>,
+    rows_per_chunk: usize,
     len: usize,
 }
 
@@ -138,14 +140,21 @@ impl Memo {
         Memo {
             words,
             slots: vec![0; 1024],
-            hashes: Vec::new(),
-            rows: Vec::new(),
+            chunks: Vec::new(),
+            rows_per_chunk: (1 << 15) / (words + 1) + 1,
             len: 0,
         }
     }
 
     fn bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.hashes.capacity() * 8 + self.rows.capacity() * 8
+        self.slots.capacity() * 8 + self.chunks.iter().map(Vec::capacity).sum::<usize>() * 8
+    }
+
+    #[inline]
+    fn row(&self, e: usize) -> &[u64] {
+        let stride = self.words + 1;
+        let start = (e % self.rows_per_chunk) * stride;
+        &self.chunks[e / self.rows_per_chunk][start..start + stride]
     }
 
     /// Inserts the configuration; false when it was already present.
@@ -153,26 +162,30 @@ impl Memo {
     fn insert(&mut self, hash: u64, state: Sym, bits: &[u64]) -> bool {
         let stride = self.words + 1;
         let mask = self.slots.len() - 1;
-        let mut i = (hash >> 20) as usize & mask;
+        let high = hash >> 32;
+        let mut i = high as usize & mask;
         loop {
             let slot = self.slots[i];
             if slot == 0 {
                 break;
             }
-            let e = slot as usize - 1;
-            if self.hashes[e] == hash {
-                let row = &self.rows[e * stride..(e + 1) * stride];
+            if slot >> 32 == high {
+                let row = self.row((slot & 0xFFFF_FFFF) as usize - 1);
                 if row[0] == u64::from(state) && &row[1..] == bits {
                     return false;
                 }
             }
             i = (i + 1) & mask;
         }
+        if self.len % self.rows_per_chunk == 0 {
+            self.chunks
+                .push(Vec::with_capacity(self.rows_per_chunk * stride));
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk with room");
+        chunk.push(u64::from(state));
+        chunk.extend_from_slice(bits);
         self.len += 1;
-        self.slots[i] = self.len as u32;
-        self.hashes.push(hash);
-        self.rows.push(u64::from(state));
-        self.rows.extend_from_slice(bits);
+        self.slots[i] = (high << 32) | self.len as u64;
         if self.len * 2 > self.slots.len() {
             self.grow();
         }
@@ -180,14 +193,14 @@ impl Memo {
     }
 
     fn grow(&mut self) {
-        let mut slots = vec![0u32; self.slots.len() * 2];
+        let mut slots = vec![0u64; self.slots.len() * 2];
         let mask = slots.len() - 1;
-        for (e, &h) in self.hashes.iter().enumerate() {
-            let mut i = (h >> 20) as usize & mask;
+        for &slot in self.slots.iter().filter(|&&s| s != 0) {
+            let mut i = (slot >> 32) as usize & mask;
             while slots[i] != 0 {
                 i = (i + 1) & mask;
             }
-            slots[i] = e as u32 + 1;
+            slots[i] = slot;
         }
         self.slots = slots;
     }
@@ -222,6 +235,9 @@ pub(crate) struct KeySearch {
     furthest_block: u32,
     entry: u32,
     steps: u64,
+    /// Per operation, the last (state, next state) it was applied to: the search often retries
+    /// an op from the same state, and an `append` otherwise costs a hash lookup.
+    last_step: Vec<(Sym, Sym)>,
 }
 
 impl KeySearch {
@@ -249,6 +265,7 @@ impl KeySearch {
             furthest_block: 0,
             entry,
             steps: 0,
+            last_step: vec![(Sym::MAX, 0); n],
         }
     }
 
@@ -278,6 +295,7 @@ impl KeySearch {
         let memo = &mut self.memo;
         let stack = &mut self.stack;
         let evidence = &mut self.evidence;
+        let last_step = &mut self.last_step;
         let mut hash = self.hash;
         let mut state = self.state;
         let mut entry = self.entry;
@@ -321,7 +339,18 @@ impl KeySearch {
             if node.is_call {
                 let op = node.op as usize;
                 let step = p.calls[op].step;
-                if let Some(next) = p.machine.step(state, step) {
+                let applied = match step {
+                    Step::Append(_) if last_step[op].0 == state => Some(last_step[op].1),
+                    Step::Append(_) => {
+                        let next = p.machine.step(state, step);
+                        if let Some(next) = next {
+                            last_step[op] = (state, next);
+                        }
+                        next
+                    }
+                    _ => p.machine.step(state, step),
+                };
+                if let Some(next) = applied {
                     bits[op / 64] |= 1 << (op % 64);
                     if memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits) {
                         hash ^= zobrist[op];
