@@ -42,6 +42,13 @@ pub(crate) enum Outcome {
 /// At most this many distinct stuck states are reported.
 const MAX_REPORTED_STATES: usize = 16;
 
+/// Keys with up to this many 64-bit words of operations (1,024 ops) remember configurations
+/// exactly. Bigger keys remember a 128-bit Zobrist fingerprint of the linearized set instead of
+/// the set, so a memo entry stays 24 bytes however long the key's history is. Two distinct
+/// configurations share a fingerprint with probability 2^-128 per pair; only such a collision
+/// could prune a configuration that was never explored.
+const EXACT_MEMO_WORDS: usize = 16;
+
 const HEAD: u32 = 0;
 const NONE: u32 = u32::MAX;
 
@@ -223,6 +230,11 @@ fn state_hash(s: Sym) -> u64 {
 pub(crate) struct KeySearch {
     list: List,
     zobrist: Vec<u64>,
+    /// A second, independent Zobrist table: with `zobrist` it fingerprints a set in 128 bits.
+    zobrist2: Vec<u64>,
+    hash2: u64,
+    /// Remember configurations by 128-bit fingerprint instead of the full bitset.
+    fingerprint: bool,
     bits: Vec<u64>,
     hash: u64,
     memo: Memo,
@@ -245,13 +257,19 @@ impl KeySearch {
         let n = p.calls.len();
         let list = List::build(&p.events, n);
         let words = n.div_ceil(64).max(1);
+        let fingerprint = words > EXACT_MEMO_WORDS;
         let entry = list.nodes[HEAD as usize].next;
         KeySearch {
             list,
             zobrist: (0..n as u64).map(splitmix).collect(),
+            zobrist2: (0..n as u64)
+                .map(|i| splitmix(i ^ 0x6A09_E667_F3BC_C908))
+                .collect(),
+            hash2: 0,
+            fingerprint,
             bits: vec![0u64; words],
             hash: 0,
-            memo: Memo::new(words),
+            memo: Memo::new(if fingerprint { 2 } else { words }),
             reported_bytes: 0,
             returns_left: p.calls.iter().filter(|c| c.must).count(),
             state: 0,
@@ -292,6 +310,9 @@ impl KeySearch {
         let list = &mut self.list;
         let bits = &mut self.bits;
         let zobrist = &self.zobrist;
+        let zobrist2 = &self.zobrist2;
+        let fingerprint = self.fingerprint;
+        let mut hash2 = self.hash2;
         let memo = &mut self.memo;
         let stack = &mut self.stack;
         let evidence = &mut self.evidence;
@@ -352,8 +373,15 @@ impl KeySearch {
                 };
                 if let Some(next) = applied {
                     bits[op / 64] |= 1 << (op % 64);
-                    if memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits) {
+                    let new = if fingerprint {
+                        let print = [hash ^ zobrist[op], hash2 ^ zobrist2[op]];
+                        memo.insert(print[0] ^ state_hash(next), next, &print)
+                    } else {
+                        memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits)
+                    };
+                    if new {
                         hash ^= zobrist[op];
+                        hash2 ^= zobrist2[op];
                         // A read that fits the current state can go first in any linearization
                         // from here (it changes nothing, and every op that must precede it is
                         // already linearized), so no alternative to it needs exploring.
@@ -396,6 +424,7 @@ impl KeySearch {
                 let op = list.nodes[call as usize].op as usize;
                 bits[op / 64] &= !(1 << (op % 64));
                 hash ^= zobrist[op];
+                hash2 ^= zobrist2[op];
                 state = prev_state;
                 list.unlift(call);
                 if list.nodes[call as usize].ret != NONE {
@@ -411,6 +440,7 @@ impl KeySearch {
             }
         };
         self.hash = hash;
+        self.hash2 = hash2;
         self.state = state;
         self.entry = entry;
         self.returns_left = returns_left;
