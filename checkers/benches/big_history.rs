@@ -144,7 +144,10 @@ fn vm_hwm() -> String {
 fn main() {
     // Arguments: [OPS [INFO_PER_MILLE [KEYS]]]; defaults 1,000,000, 5 (0.5% of ops end in
     // info) and 1,000.
-    let numbers: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let numbers: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let ops = numbers.first().copied().unwrap_or(1_000_000);
     let info_per_mille = numbers.get(1).copied().unwrap_or(5) as u32;
     let keys = numbers.get(2).copied().unwrap_or(1000) as u64;

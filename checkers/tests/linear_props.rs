@@ -313,14 +313,21 @@ proptest! {
         let h = sequential_history(model, &specs);
         let r = check(&h, model, &Limits::default()).unwrap();
         prop_assert_eq!(r.verdict, Verdict::Valid, "{}\n{:#?}", r, h.ops);
+        let fingerprints = Limits { exact_memo_max_ops: 0, ..Limits::default() };
+        let r = check(&h, model, &fingerprints).unwrap();
+        prop_assert_eq!(r.verdict, Verdict::Valid, "fingerprint memo: {}\n{:#?}", r, h.ops);
     }
 
     #[test]
     fn checker_agrees_with_brute_force(model in model(), specs in prop::collection::vec(spec(), 0..7)) {
         let h = random_history(model, &specs);
-        let r = check(&h, model, &Limits::default()).unwrap();
         let want = if brute_force(model, &h) { Verdict::Valid } else { Verdict::Invalid };
+        let r = check(&h, model, &Limits::default()).unwrap();
         prop_assert_eq!(r.verdict, want, "{}\n{:#?}", r, h.ops);
+        // The fingerprint memo (used for keys with over 1,024 ops) must agree too.
+        let fingerprints = Limits { exact_memo_max_ops: 0, ..Limits::default() };
+        let r = check(&h, model, &fingerprints).unwrap();
+        prop_assert_eq!(r.verdict, want, "fingerprint memo: {}\n{:#?}", r, h.ops);
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: AtomicBool,
     pub(crate) cache_bytes: AtomicUsize,
     pub(crate) max_cache_bytes: usize,
+    /// Keys with more operations remember fingerprints instead of exact sets.
+    pub(crate) exact_memo_max_ops: usize,
 }
 
 /// How far the search got before it had to give up: the operation whose return it could not
@@ -41,13 +43,6 @@ pub(crate) enum Outcome {
 
 /// At most this many distinct stuck states are reported.
 const MAX_REPORTED_STATES: usize = 16;
-
-/// Keys with up to this many 64-bit words of operations (1,024 ops) remember configurations
-/// exactly. Bigger keys remember a 128-bit Zobrist fingerprint of the linearized set instead of
-/// the set, so a memo entry stays 24 bytes however long the key's history is. Two distinct
-/// configurations share a fingerprint with probability 2^-128 per pair; only such a collision
-/// could prune a configuration that was never explored.
-const EXACT_MEMO_WORDS: usize = 16;
 
 const HEAD: u32 = 0;
 const NONE: u32 = u32::MAX;
@@ -184,7 +179,8 @@ impl Memo {
             }
             i = (i + 1) & mask;
         }
-        if self.len % self.rows_per_chunk == 0 {
+        let chunk_rows = self.rows_per_chunk * stride;
+        if self.chunks.last().is_none_or(|c| c.len() >= chunk_rows) {
             self.chunks
                 .push(Vec::with_capacity(self.rows_per_chunk * stride));
         }
@@ -253,11 +249,16 @@ pub(crate) struct KeySearch {
 }
 
 impl KeySearch {
-    pub(crate) fn new(p: &Partition) -> KeySearch {
+    pub(crate) fn new(p: &Partition, shared: &Shared) -> KeySearch {
         let n = p.calls.len();
         let list = List::build(&p.events, n);
         let words = n.div_ceil(64).max(1);
-        let fingerprint = words > EXACT_MEMO_WORDS;
+        // Small keys remember configurations exactly. Bigger keys remember a 128-bit Zobrist
+        // fingerprint of the linearized set instead of the set, so a memo entry stays 24 bytes
+        // however long the key's history is. Two distinct configurations share a fingerprint
+        // with probability 2^-128 per pair; only such a collision could prune a configuration
+        // that was never explored.
+        let fingerprint = n > shared.exact_memo_max_ops;
         let entry = list.nodes[HEAD as usize].next;
         KeySearch {
             list,
