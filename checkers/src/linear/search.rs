@@ -44,6 +44,8 @@ pub(crate) enum Outcome {
 /// At most this many distinct stuck states are reported.
 const MAX_REPORTED_STATES: usize = 16;
 
+const OPTIONAL_SALT: u64 = 0x243F_6A88_85A3_08D3;
+
 const HEAD: u32 = 0;
 const NONE: u32 = u32::MAX;
 
@@ -161,7 +163,7 @@ impl Memo {
 
     /// Inserts the configuration; false when it was already present.
     #[inline]
-    fn insert(&mut self, hash: u64, state: Sym, bits: &[u64]) -> bool {
+    fn insert(&mut self, hash: u64, state: u64, bits: &[u64]) -> bool {
         let stride = self.words + 1;
         let mask = self.slots.len() - 1;
         let high = hash >> 32;
@@ -173,7 +175,7 @@ impl Memo {
             }
             if slot >> 32 == high {
                 let row = self.row((slot & 0xFFFF_FFFF) as usize - 1);
-                if row[0] == u64::from(state) && &row[1..] == bits {
+                if row[0] == state && &row[1..] == bits {
                     return false;
                 }
             }
@@ -185,7 +187,7 @@ impl Memo {
                 .push(Vec::with_capacity(self.rows_per_chunk * stride));
         }
         let chunk = self.chunks.last_mut().expect("a chunk with room");
-        chunk.push(u64::from(state));
+        chunk.push(state);
         chunk.extend_from_slice(bits);
         self.len += 1;
         self.slots[i] = (high << 32) | self.len as u64;
@@ -361,7 +363,16 @@ impl KeySearch {
             if node.is_call {
                 let op = node.op as usize;
                 let step = p.calls[op].step;
+                let optional = !p.calls[op].must;
+                // Right after an optional (info) op only an op that observes the state may
+                // follow: an info op followed by a blind write could be left out, and one
+                // followed by anything else could move later, so some linearization always has
+                // this shape if any does. This stops stale info writes from being retried deep.
+                let after_optional = stack
+                    .last()
+                    .is_some_and(|&(c, _, _)| !p.calls[list.nodes[c as usize].op as usize].must);
                 let applied = match step {
+                    Step::Write(_) if after_optional => None,
                     Step::Append(_) if last_step[op].0 == state => Some(last_step[op].1),
                     Step::Append(_) => {
                         let next = p.machine.step(state, step);
@@ -374,11 +385,15 @@ impl KeySearch {
                 };
                 if let Some(next) = applied {
                     bits[op / 64] |= 1 << (op % 64);
+                    // Configurations right after an optional op allow fewer moves: remember
+                    // them apart from the same set and state reached otherwise.
+                    let key = u64::from(next) | (u64::from(optional) << 32);
+                    let key_hash = state_hash(next) ^ if optional { OPTIONAL_SALT } else { 0 };
                     let new = if fingerprint {
                         let print = [hash ^ zobrist[op], hash2 ^ zobrist2[op]];
-                        memo.insert(print[0] ^ state_hash(next), next, &print)
+                        memo.insert(print[0] ^ key_hash, key, &print)
                     } else {
-                        memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits)
+                        memo.insert(hash ^ zobrist[op] ^ key_hash, key, bits)
                     };
                     if new {
                         hash ^= zobrist[op];
