@@ -82,7 +82,7 @@ fn main() {
         slower.len()
     );
     println!(
-        "CPU time (all threads) for one pass over the fixtures: {per_pass_cpu:.3} s \
+        "CPU time (all threads) for one pass over the fixtures: {per_pass_cpu:.4} s \
          ({runs_total} checks, {cpu_total:.2} CPU s); {} threads; load average {load_before} before, {} after",
         rayon::current_num_threads(),
         load_average()
