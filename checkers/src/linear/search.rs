@@ -248,6 +248,8 @@ pub(crate) struct KeySearch {
     /// Per operation, the last (state, next state) it was applied to: the search often retries
     /// an op from the same state, and an `append` otherwise costs a hash lookup.
     last_step: Vec<(Sym, Sym)>,
+    /// The stack depth below which `evidence.prefix` still equals the stack.
+    prefix_valid: usize,
 }
 
 impl KeySearch {
@@ -287,6 +289,7 @@ impl KeySearch {
             entry,
             steps: 0,
             last_step: vec![(Sym::MAX, 0); n],
+            prefix_valid: 0,
         }
     }
 
@@ -420,10 +423,14 @@ impl KeySearch {
                     if entry > self.furthest_block {
                         self.furthest_block = entry;
                         evidence.blocked = node.op;
-                        evidence.prefix = stack
-                            .iter()
-                            .map(|&(c, _, _)| list.nodes[c as usize].op)
-                            .collect();
+                        // Copy only the part of the stack that changed since the last record.
+                        evidence.prefix.truncate(self.prefix_valid);
+                        evidence.prefix.extend(
+                            stack[self.prefix_valid..]
+                                .iter()
+                                .map(|&(c, _, _)| list.nodes[c as usize].op),
+                        );
+                        self.prefix_valid = stack.len();
                         evidence.states = vec![state];
                         evidence.more_states = false;
                     } else if entry == self.furthest_block && !evidence.states.contains(&state) {
@@ -443,6 +450,7 @@ impl KeySearch {
                 hash2 ^= zobrist2[op];
                 state = prev_state;
                 list.unlift(call);
+                self.prefix_valid = self.prefix_valid.min(stack.len());
                 if list.nodes[call as usize].ret != NONE {
                     returns_left += 1;
                 }
