@@ -6,7 +6,11 @@
 //! verdict plus the evidence for it.
 pub mod bank;
 pub mod history;
+pub mod linear;
+pub mod read;
 pub mod set;
 pub mod txn;
+pub mod verdict;
 
 pub use history::{History, Op, OpType, Process, Value};
+pub use verdict::Verdict;
