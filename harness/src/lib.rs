@@ -3,3 +3,5 @@
 //! checked by the pure `checkers` crate.
 pub mod cli;
 pub mod cluster;
+pub mod inventory;
+pub mod ssh;
