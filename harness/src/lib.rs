@@ -3,5 +3,6 @@
 //! checked by the pure `checkers` crate.
 pub mod cli;
 pub mod cluster;
+pub mod db;
 pub mod inventory;
 pub mod ssh;
