@@ -41,7 +41,11 @@ async fn three_nodes_over_ssh_then_nothing_left() {
         assert_eq!(lines[1], node.name, "/etc/hostname: {out}");
         assert_eq!(lines[2], "tini", "PID 1: {out}");
         assert_eq!(lines[3], "/root");
-        assert_eq!(lines[4].trim(), ".profile .ssh", "the node's own /root: {out}");
+        assert_eq!(
+            lines[4].trim(),
+            ".profile .ssh",
+            "the node's own /root: {out}"
+        );
         assert_eq!(&lines[5..], ["ok-n1", "ok-n2", "ok-n3"], "peers: {out}");
     }
 
@@ -52,10 +56,7 @@ async fn three_nodes_over_ssh_then_nothing_left() {
         ))
         .await
         .unwrap();
-    let on_n2 = nodes[1]
-        .exec(Command::new("pgrep -x sleep"))
-        .await
-        .unwrap();
+    let on_n2 = nodes[1].exec(Command::new("pgrep -x sleep")).await.unwrap();
     assert!(on_n2.stdout.is_empty(), "n2 sees n1's process");
 
     // Upload then download identical bytes on every node; /tmp is per node.
@@ -73,7 +74,11 @@ async fn three_nodes_over_ssh_then_nothing_left() {
     for (i, r) in results.into_iter().enumerate() {
         let got = r.unwrap_or_else(|e| panic!("{e}"));
         assert!(got == bytes, "n{} returned different bytes", i + 1);
-        let host_side = dir.join(format!("nodes/n{}/tmp/faultline-test/n{}.bin", i + 1, i + 1));
+        let host_side = dir.join(format!(
+            "nodes/n{}/tmp/faultline-test/n{}.bin",
+            i + 1,
+            i + 1
+        ));
         assert!(host_side.exists(), "{} missing", host_side.display());
     }
 
@@ -91,9 +96,15 @@ async fn three_nodes_over_ssh_then_nothing_left() {
     })
     .unwrap();
     assert_eq!(four.nodes().len(), 4);
-    assert_eq!(&four.nodes()[..3].iter().map(|n| n.pid).collect::<Vec<_>>(), &pids);
+    assert_eq!(
+        &four.nodes()[..3].iter().map(|n| n.pid).collect::<Vec<_>>(),
+        &pids
+    );
     let hosts = nodes[0].run(Command::new("cat /etc/hosts")).await.unwrap();
-    assert!(hosts.contains("10.77.31.14\tn4"), "n1 learns about n4: {hosts}");
+    assert!(
+        hosts.contains("10.77.31.14\tn4"),
+        "n1 learns about n4: {hosts}"
+    );
     let three = cluster::up(&cfg).unwrap();
     let names: BTreeSet<&str> = three.nodes().iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["n1", "n2", "n3"]));
