@@ -134,3 +134,26 @@ fn bad_configuration_is_rejected_before_touching_the_host() {
     assert!(err.contains("subnet"), "{err}");
     assert!(!std::path::Path::new("/nonexistent/faultline-test").exists());
 }
+
+#[test]
+fn without_root_up_fails_with_a_clear_message() {
+    let exe = env!("CARGO_BIN_EXE_faultline");
+    let dir = "/nonexistent/faultline-not-root";
+    let mut cmd = if cluster::is_root() {
+        // Drop to nobody for this one command.
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", exe]);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    let out = cmd
+        .args(["cluster", "up", "--nodes", "2", "--dir", dir])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!std::path::Path::new(dir).exists());
+}
