@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::cluster::{self, ClusterConfig};
-use harness::db::{self, members_of, BinarySource, Database, FaultlineServer, Installed, Protocol, ServerConfig};
+use harness::db::{
+    self, members_of, BinarySource, Database, FaultlineServer, Installed, Protocol, ServerConfig,
+};
 use harness::inventory::{Inventory, NodeDefaults};
 use harness::ssh::{connect_all, SshOptions};
 use nemesis::{Command, Remote};
@@ -23,7 +25,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn show(what: &str, v: &[Duration]) {
-    let ms: Vec<String> = v.iter().map(|d| format!("{:.0}", d.as_secs_f64() * 1e3)).collect();
+    let ms: Vec<String> = v
+        .iter()
+        .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+        .collect();
     println!(
         "{what:<44} median {:>7.1} ms   runs [{}]",
         median(v.to_vec()).as_secs_f64() * 1e3,
@@ -38,7 +43,10 @@ fn server_binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/release");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/release");
     let beside = profile_dir.join("faultline-server");
     if beside.exists() {
         return beside;
@@ -46,7 +54,16 @@ fn server_binary() -> PathBuf {
     let own = profile_dir.join("faultline-server-build");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "-q", "--release", "-p", "targets", "--bin", "faultline-server", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "targets",
+            "--bin",
+            "faultline-server",
+            "--target-dir",
+        ])
         .arg(&own)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -141,9 +158,16 @@ fn main() {
     });
     cluster::down(&cfg.dir).expect("cluster down");
 
-    println!("local cluster, {NODES} nodes, {RUNS} runs each; faultline-server {:.1} MB", size as f64 / 1e6);
+    println!(
+        "local cluster, {NODES} nodes, {RUNS} runs each; faultline-server {:.1} MB",
+        size as f64 / 1e6
+    );
     show("cluster up (from nothing)", &ups);
-    println!("{:<44} {:>14.1} ms", "cluster up (all nodes running: reuse)", reuse.as_secs_f64() * 1e3);
+    println!(
+        "{:<44} {:>14.1} ms",
+        "cluster up (all nodes running: reuse)",
+        reuse.as_secs_f64() * 1e3
+    );
     show("cluster down", &downs);
     show("ssh connect_all", &connects);
     show("install+configure+start, first (upload)", &firsts);

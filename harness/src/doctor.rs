@@ -149,7 +149,7 @@ pub fn unreachable(node: &str, error: &RemoteError) -> NodeReport {
 
 /// Runs every check on a reachable node.
 pub async fn check_node(node: &dyn Remote, cfg: &DoctorConfig) -> NodeReport {
-    let mut checks = vec![(Check::Reachable, Status::Ok(format!("{}", node.host())))];
+    let mut checks = vec![(Check::Reachable, Status::Ok(node.host().to_string()))];
     let root = check_root(node).await;
     let has_root = matches!(root, Status::Ok(_));
     checks.push((Check::Root, root));
@@ -406,11 +406,7 @@ fn parse_residue(node: &str, text: &str) -> Vec<Residue> {
                     push("iptables", line.to_string());
                 }
             }
-            "nft" => {
-                if line.contains("faultline") {
-                    push("nft", line.to_string());
-                }
-            }
+            "nft" if line.contains("faultline") => push("nft", line.to_string()),
             "qdisc" => {
                 let kind = line.split_whitespace().nth(1).unwrap_or("");
                 if !DEFAULT_QDISCS.contains(&kind) {

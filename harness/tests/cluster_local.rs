@@ -142,7 +142,13 @@ fn without_root_up_fails_with_a_clear_message() {
     let mut cmd = if cluster::is_root() {
         // Drop to nobody for this one command.
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", exe]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            exe,
+        ]);
         c
     } else {
         std::process::Command::new(exe)
