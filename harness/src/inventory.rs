@@ -96,10 +96,7 @@ pub struct NodeDefaults {
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error("{file}: cannot read: {cause}")]
-    Read {
-        file: String,
-        cause: std::io::Error,
-    },
+    Read { file: String, cause: std::io::Error },
     #[error("{file}:{line}:{column}: {message}")]
     Syntax {
         file: String,
@@ -155,10 +152,18 @@ impl Inventory {
             host_key_checking: overrides.host_key_checking.or(raw.host_key_checking),
         };
         if defaults.port == Some(0) {
-            return Err(invalid(file, top_key_line(text, "port"), "port 0 is not a valid SSH port"));
+            return Err(invalid(
+                file,
+                top_key_line(text, "port"),
+                "port 0 is not a valid SSH port",
+            ));
         }
         if raw.nodes.is_empty() {
-            return Err(invalid(file, top_key_line(text, "nodes"), "`nodes` is empty: list at least one node"));
+            return Err(invalid(
+                file,
+                top_key_line(text, "nodes"),
+                "`nodes` is empty: list at least one node",
+            ));
         }
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for (i, rn) in raw.nodes.into_iter().enumerate() {
@@ -168,9 +173,16 @@ impl Inventory {
                 return Err(invalid(file, line, "node has an empty `host`"));
             }
             if rn.port == Some(0) {
-                return Err(invalid(file, line, format!("node {host}: port 0 is not a valid SSH port")));
+                return Err(invalid(
+                    file,
+                    line,
+                    format!("node {host}: port 0 is not a valid SSH port"),
+                ));
             }
-            let name = rn.name.map(|n| n.trim().to_string()).unwrap_or_else(|| host.clone());
+            let name = rn
+                .name
+                .map(|n| n.trim().to_string())
+                .unwrap_or_else(|| host.clone());
             if name.is_empty() {
                 return Err(invalid(file, line, "node has an empty `name`"));
             }
@@ -180,8 +192,14 @@ impl Inventory {
                     name,
                     host,
                     port: rn.port.or(defaults.port).unwrap_or(22),
-                    user: rn.user.or_else(|| defaults.user.clone()).unwrap_or_else(|| "root".into()),
-                    key: rn.key.map(|k| resolve_path(&k, base)).or_else(|| defaults.key.clone()),
+                    user: rn
+                        .user
+                        .or_else(|| defaults.user.clone())
+                        .unwrap_or_else(|| "root".into()),
+                    key: rn
+                        .key
+                        .map(|k| resolve_path(&k, base))
+                        .or_else(|| defaults.key.clone()),
                     sudo_password_env: rn.sudo_password_env,
                     known_hosts: defaults.known_hosts.clone(),
                     host_key_checking: defaults.host_key_checking.unwrap_or_default(),
@@ -194,22 +212,20 @@ impl Inventory {
         })
     }
 
-    /// Builds an inventory from host entries (`host` or `host:port`), as Jepsen's `--nodes` does:
-    /// each node is named after its entry. `origin` names the source in errors (`--nodes`, or
-    /// `FILE` for a nodes file, where `lines` gives each entry's line).
+    /// Builds an inventory from host entries (`host`, `host:port`, `[v6addr]:port`), as Jepsen's
+    /// `--nodes` does: each node is named after its entry. Each entry comes with its 1-based line
+    /// in the file `origin`, or with line 0 when `origin` is a flag (`--nodes`).
     pub fn from_hosts(
         entries: &[(usize, String)],
         origin: &str,
         defaults: &NodeDefaults,
     ) -> Result<Self, InventoryError> {
-        let place = |line: usize| -> (String, usize) { (origin.to_string(), line) };
-        let err = |line: usize, message: String| {
-            let (file, line) = place(line);
-            if line == 0 {
-                InventoryError::Flag { flag: file, message }
-            } else {
-                InventoryError::Invalid { file, line, message }
-            }
+        let err = |line: usize, message: String| match line {
+            0 => InventoryError::Flag {
+                flag: origin.to_string(),
+                message,
+            },
+            line => invalid(origin, line, message),
         };
         if entries.is_empty() {
             return Err(err(0, "no nodes given".into()));
@@ -219,7 +235,10 @@ impl Inventory {
             let (host, port) = split_host_port(entry).map_err(|m| err(*line, m))?;
             let port = port.or(defaults.port).unwrap_or(22);
             if port == 0 {
-                return Err(err(*line, format!("{entry}: port 0 is not a valid SSH port")));
+                return Err(err(
+                    *line,
+                    format!("{entry}: port 0 is not a valid SSH port"),
+                ));
             }
             nodes.push((
                 *line,
@@ -236,7 +255,9 @@ impl Inventory {
             ));
         }
         check_unique(origin, &nodes).map_err(|e| match e {
-            InventoryError::Invalid { line: 0, message, .. } => InventoryError::Flag {
+            InventoryError::Invalid {
+                line: 0, message, ..
+            } => InventoryError::Flag {
                 flag: origin.to_string(),
                 message,
             },
@@ -301,8 +322,16 @@ fn check_unique(file: &str, nodes: &[(usize, Node)]) -> Result<(), InventoryErro
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (line, n) in nodes {
         if let Some(first) = seen.insert(&n.name, *line) {
-            let at = if first == 0 { String::new() } else { format!(" (first at line {first})") };
-            return Err(invalid(file, *line, format!("duplicate node name `{}`{at}", n.name)));
+            let at = if first == 0 {
+                String::new()
+            } else {
+                format!(" (first at line {first})")
+            };
+            return Err(invalid(
+                file,
+                *line,
+                format!("duplicate node name `{}`{at}", n.name),
+            ));
         }
     }
     Ok(())
@@ -406,7 +435,13 @@ fn yaml_node_lines(text: &str) -> Vec<usize> {
         return Vec::new();
     }
     let after_colon = start.split_once(':').map_or("", |(_, r)| r);
-    if !after_colon.split('#').next().unwrap_or("").trim().is_empty() {
+    if !after_colon
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .is_empty()
+    {
         return vec![nodes_line; lines.len()];
     }
     let mut seq_indent = None;
@@ -438,10 +473,21 @@ mod tests {
     #[test]
     fn host_port_forms() {
         assert_eq!(split_host_port("n1").unwrap(), ("n1".into(), None));
-        assert_eq!(split_host_port("10.0.0.1:2222").unwrap(), ("10.0.0.1".into(), Some(2222)));
-        assert_eq!(split_host_port("[::1]:22").unwrap(), ("::1".into(), Some(22)));
-        assert_eq!(split_host_port("fe80::1").unwrap(), ("fe80::1".into(), None));
-        assert!(split_host_port("h:99999").unwrap_err().contains("not a port"));
+        assert_eq!(
+            split_host_port("10.0.0.1:2222").unwrap(),
+            ("10.0.0.1".into(), Some(2222))
+        );
+        assert_eq!(
+            split_host_port("[::1]:22").unwrap(),
+            ("::1".into(), Some(22))
+        );
+        assert_eq!(
+            split_host_port("fe80::1").unwrap(),
+            ("fe80::1".into(), None)
+        );
+        assert!(split_host_port("h:99999")
+            .unwrap_err()
+            .contains("not a port"));
         assert!(split_host_port(":22").unwrap_err().contains("empty host"));
     }
 

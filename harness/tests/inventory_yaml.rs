@@ -13,7 +13,8 @@ struct Cli {
 }
 
 fn try_args(argv: &[&str]) -> Result<InventoryArgs, clap::Error> {
-    Cli::try_parse_from(std::iter::once("faultline").chain(argv.iter().copied())).map(|c| c.inventory)
+    Cli::try_parse_from(std::iter::once("faultline").chain(argv.iter().copied()))
+        .map(|c| c.inventory)
 }
 
 fn args(argv: &[&str]) -> InventoryArgs {
@@ -21,8 +22,13 @@ fn args(argv: &[&str]) -> InventoryArgs {
 }
 
 fn parse(text: &str) -> Result<Inventory, String> {
-    Inventory::from_yaml_str(text, "inv.yaml", Path::new("/etc/faultline"), &NodeDefaults::default())
-        .map_err(|e| e.to_string())
+    Inventory::from_yaml_str(
+        text,
+        "inv.yaml",
+        Path::new("/etc/faultline"),
+        &NodeDefaults::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -76,7 +82,10 @@ fn a_full_inventory_applies_defaults_and_per_node_values() {
 fn a_minimal_inventory_logs_in_as_root_on_port_22_with_strict_checking() {
     let inv = parse("nodes:\n- {name: a, host: a.example}\n").unwrap();
     let n = &inv.nodes[0];
-    assert_eq!((n.user.as_str(), n.port, n.key.as_ref()), ("root", 22, None));
+    assert_eq!(
+        (n.user.as_str(), n.port, n.key.as_ref()),
+        ("root", 22, None)
+    );
     assert_eq!(n.host_key_checking, HostKeyChecking::Strict);
     assert_eq!(n.known_hosts, None);
 }
@@ -125,7 +134,8 @@ fn mistakes_are_reported_with_file_and_line() {
         .iter()
         .filter_map(|(text, expected)| {
             let got = parse(text).expect_err(text);
-            (got != *expected).then(|| format!("input:\n{text}expected: {expected}\n     got: {got}\n"))
+            (got != *expected)
+                .then(|| format!("input:\n{text}expected: {expected}\n     got: {got}\n"))
         })
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -144,11 +154,17 @@ fn an_inventory_file_is_read_and_named_in_errors() {
 
     std::fs::write(&file, "nodes:\n  - name: n1\n    host: h1\n    sudo: yes\n").unwrap();
     let err = flags.to_inventory().unwrap_err().to_string();
-    assert!(err.starts_with(&format!("{}:4:5: ", file.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:4:5: ", file.display())),
+        "{err}"
+    );
 
     let missing = args(&["--inventory", "/nonexistent/inv.yaml"]);
     let err = missing.to_inventory().unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/inv.yaml: cannot read: No such file"), "{err}");
+    assert!(
+        err.starts_with("/nonexistent/inv.yaml: cannot read: No such file"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -175,20 +191,44 @@ fn jepsen_node_flags_build_an_inventory() {
         vec![
             ("n1".into(), "n1".into(), 2200, "admin".into()),
             ("n2".into(), "n2".into(), 2200, "admin".into()),
-            ("10.0.0.3:2222".into(), "10.0.0.3".into(), 2222, "admin".into()),
+            (
+                "10.0.0.3:2222".into(),
+                "10.0.0.3".into(),
+                2222,
+                "admin".into()
+            ),
         ]
     );
-    assert!(inv.nodes.iter().all(|n| n.key == Some("/keys/id_rsa".into())));
+    assert!(inv
+        .nodes
+        .iter()
+        .all(|n| n.key == Some("/keys/id_rsa".into())));
 
     let dup = args(&["--nodes", "n1,n2,n1"]);
-    assert_eq!(dup.to_inventory().unwrap_err().to_string(), "--nodes: duplicate node name `n1`");
+    assert_eq!(
+        dup.to_inventory().unwrap_err().to_string(),
+        "--nodes: duplicate node name `n1`"
+    );
     let bad = args(&["--nodes", "n1,n2:ssh"]);
     assert_eq!(
         bad.to_inventory().unwrap_err().to_string(),
         "--nodes: `n2:ssh`: `ssh` is not a port number (1-65535)"
     );
+    let repeated = args(&["--node", "a", "--node", "b", "--nodes", "c"]);
+    let names: Vec<String> = repeated
+        .to_inventory()
+        .unwrap()
+        .nodes
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["c", "a", "b"]);
     let none = args(&[]);
-    assert!(none.to_inventory().unwrap_err().to_string().starts_with("--nodes: no nodes given"));
+    assert!(none
+        .to_inventory()
+        .unwrap_err()
+        .to_string()
+        .starts_with("--nodes: no nodes given"));
     // clap rejects conflicting sources and port 0 before we see them.
     assert!(try_args(&["--nodes", "a", "--nodes-file", "f"]).is_err());
     assert!(try_args(&["--nodes", "a", "--ssh-port", "0"]).is_err());
@@ -207,9 +247,21 @@ fn a_nodes_file_has_one_host_per_line_and_comments() {
 
     std::fs::write(&file, "n1\nn2\nn1\n").unwrap();
     let err = flags.to_inventory().unwrap_err().to_string();
-    assert_eq!(err, format!("{}:3: duplicate node name `n1` (first at line 1)", file.display()));
+    assert_eq!(
+        err,
+        format!(
+            "{}:3: duplicate node name `n1` (first at line 1)",
+            file.display()
+        )
+    );
     std::fs::write(&file, "n1\nbad host\n").unwrap();
     let err = flags.to_inventory().unwrap_err().to_string();
-    assert_eq!(err, format!("{}:2: `bad host`: a host name cannot contain spaces", file.display()));
+    assert_eq!(
+        err,
+        format!(
+            "{}:2: `bad host`: a host name cannot contain spaces",
+            file.display()
+        )
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

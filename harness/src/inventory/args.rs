@@ -4,18 +4,26 @@ use std::path::PathBuf;
 use super::{parse_nodes_file, HostKeyChecking, Inventory, InventoryError, NodeDefaults};
 
 /// Where the nodes are. Exactly one source: `--inventory`, `--vagrant-ssh-config`, `--nodes`
-/// or `--nodes-file`. The login flags apply to every node that does not set its own value.
+/// (and/or repeated `--node`) or `--nodes-file`. The login flags apply to every node that does not set its own value.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct InventoryArgs {
     /// YAML inventory file (see `harness::inventory`).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["nodes", "nodes_file", "vagrant_ssh_config"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nodes", "node", "nodes_file", "vagrant_ssh_config"])]
     pub inventory: Option<PathBuf>,
     /// Output of `vagrant ssh-config`, saved to a file.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["nodes", "nodes_file"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nodes", "node", "nodes_file"])]
     pub vagrant_ssh_config: Option<PathBuf>,
     /// Comma-separated hosts (`n1,n2,n3` or `10.0.0.1:2222,...`); each node is named after its entry.
-    #[arg(long, value_name = "HOSTS", value_delimiter = ',', conflicts_with = "nodes_file")]
+    #[arg(
+        long,
+        value_name = "HOSTS",
+        value_delimiter = ',',
+        conflicts_with = "nodes_file"
+    )]
     pub nodes: Vec<String>,
+    /// One host; repeat for more (Jepsen's `--node`). Adds to `--nodes`.
+    #[arg(long = "node", value_name = "HOST", conflicts_with = "nodes_file")]
+    pub node: Vec<String>,
     /// File with one host per line (`#` comments).
     #[arg(long, value_name = "FILE")]
     pub nodes_file: Option<PathBuf>,
@@ -71,15 +79,20 @@ impl InventoryArgs {
             }
             return Inventory::from_hosts(&entries, &file.display().to_string(), &defaults);
         }
-        if !self.nodes.is_empty() {
-            let entries: Vec<(usize, String)> =
-                self.nodes.iter().map(|n| (0, n.trim().to_string())).collect();
+        if !self.nodes.is_empty() || !self.node.is_empty() {
+            let entries: Vec<(usize, String)> = self
+                .nodes
+                .iter()
+                .chain(&self.node)
+                .map(|n| (0, n.trim().to_string()))
+                .collect();
             return Inventory::from_hosts(&entries, "--nodes", &defaults);
         }
         Err(InventoryError::Flag {
             flag: "--nodes".into(),
-            message: "no nodes given: use --nodes, --nodes-file, --inventory or --vagrant-ssh-config"
-                .into(),
+            message:
+                "no nodes given: use --nodes, --nodes-file, --inventory or --vagrant-ssh-config"
+                    .into(),
         })
     }
 }

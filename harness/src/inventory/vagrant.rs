@@ -54,7 +54,10 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
         if kw == "host" {
             let name = value.split_whitespace().next().unwrap_or("");
             if name.contains(['*', '?', '!']) {
-                return Err(err(line, format!("`Host {value}`: patterns are not supported, name each VM")));
+                return Err(err(
+                    line,
+                    format!("`Host {value}`: patterns are not supported, name each VM"),
+                ));
             }
             blocks.push(Block {
                 line,
@@ -72,7 +75,10 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
             return Err(err(line, "`Match` blocks are not supported".into()));
         }
         let Some(b) = blocks.last_mut() else {
-            return Err(err(line, format!("`{keyword}` before the first `Host` line")));
+            return Err(err(
+                line,
+                format!("`{keyword}` before the first `Host` line"),
+            ));
         };
         match kw.as_str() {
             "hostname" => b.host = Some(value.to_string()),
@@ -82,7 +88,9 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| err(line, format!("`Port {value}`: not a port number (1-65535)")))?;
+                    .ok_or_else(|| {
+                        err(line, format!("`Port {value}`: not a port number (1-65535)"))
+                    })?;
                 b.port = Some(port);
             }
             "identityfile" => {
@@ -110,7 +118,10 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
         }
     }
     if blocks.is_empty() {
-        return Err(err(1, "no `Host` entries: is this the output of `vagrant ssh-config`?".into()));
+        return Err(err(
+            1,
+            "no `Host` entries: is this the output of `vagrant ssh-config`?".into(),
+        ));
     }
     let base = Path::new(".");
     let entries: Vec<(usize, Node)> = blocks
@@ -120,8 +131,14 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
                 host: b.host.unwrap_or_else(|| b.name.clone()),
                 name: b.name,
                 port: b.port.or(flags.port).unwrap_or(22),
-                user: b.user.or_else(|| flags.user.clone()).unwrap_or_else(|| "root".into()),
-                key: b.key.map(|k| resolve_path(&k, base)).or_else(|| flags.key.clone()),
+                user: b
+                    .user
+                    .or_else(|| flags.user.clone())
+                    .unwrap_or_else(|| "root".into()),
+                key: b
+                    .key
+                    .map(|k| resolve_path(&k, base))
+                    .or_else(|| flags.key.clone()),
                 sudo_password_env: None,
                 known_hosts: flags
                     .known_hosts
@@ -140,7 +157,9 @@ pub fn parse(text: &str, file: &str, flags: &NodeDefaults) -> Result<Inventory, 
 
 /// `Keyword value`, `Keyword=value` or `Keyword = value`.
 fn split_keyword(l: &str) -> (&str, &str) {
-    let end = l.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(l.len());
+    let end = l
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(l.len());
     let (kw, rest) = l.split_at(end);
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim();

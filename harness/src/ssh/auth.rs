@@ -27,7 +27,9 @@ pub(crate) async fn authenticate(
         return Ok(());
     }
     if node.key.is_none() {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
         for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
             let path = home.join(".ssh").join(name);
             if path.exists() && try_key_file(handle, node, &path, &mut tried).await? {
@@ -76,7 +78,10 @@ async fn try_private_key(
         None
     };
     let result = handle
-        .authenticate_publickey(node.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+        .authenticate_publickey(
+            node.user.clone(),
+            PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+        )
         .await?;
     Ok(result.success())
 }

@@ -29,7 +29,11 @@ pub fn default_known_hosts() -> PathBuf {
 }
 
 fn fingerprint(key: &PublicKey) -> String {
-    format!("{} {}", key.algorithm().as_str(), key.fingerprint(HashAlg::Sha256))
+    format!(
+        "{} {}",
+        key.algorithm().as_str(),
+        key.fingerprint(HashAlg::Sha256)
+    )
 }
 
 /// `[host]:port` as known_hosts writes it (plain `host` for port 22).
@@ -52,12 +56,7 @@ fn line_of(file: &Path, key: &PublicKey) -> Option<usize> {
 }
 
 /// Keys recorded for `host:port`, or an error naming the file.
-fn recorded(
-    node: &str,
-    host: &str,
-    port: u16,
-    file: &Path,
-) -> Result<Vec<PublicKey>, RemoteError> {
+fn recorded(node: &str, host: &str, port: u16, file: &Path) -> Result<Vec<PublicKey>, RemoteError> {
     known_host_keys_path(host, port, file)
         .map(|v| v.into_iter().map(|(_, k)| k).collect())
         .map_err(|e| RemoteError::Other {
@@ -107,7 +106,10 @@ pub fn verify(
         });
     }
     if !known.is_empty() {
-        let types: Vec<String> = known.iter().map(|k| k.algorithm().as_str().to_string()).collect();
+        let types: Vec<String> = known
+            .iter()
+            .map(|k| k.algorithm().as_str().to_string())
+            .collect();
         return Err(RemoteError::HostKeyMismatch {
             node: node.to_string(),
             detail: format!(

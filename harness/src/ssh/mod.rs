@@ -14,9 +14,29 @@
 //!   a daemon). The error says so. Commands the caller knows to be idempotent can go through
 //!   [`SshRemote::exec_idempotent`], which reconnects once and re-runs them; `upload` (an atomic
 //!   rename of a complete temporary file) and `download` do this too.
-//! - A timeout is never retried: the caller records an indeterminate outcome.
+//! - A connection whose server stops answering (a paused node, a partition between controller
+//!   and node) is declared lost after `keepalive_interval * (keepalive_max + 1)` of silence; the
+//!   commands running on it fail by the rule above, the next command reconnects.
+//! - A timeout is never retried: the caller records an indeterminate outcome. The timed-out
+//!   command's process group is killed (see [`shell::report_process_group`]).
+//!
+//! # Example
+//! ```no_run
+//! use harness::inventory::{Inventory, NodeDefaults};
+//! use harness::ssh::{connect_all, SshOptions};
+//! use nemesis::{Command, Remote};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let inventory = Inventory::from_yaml_file("cluster.yaml".as_ref(), &NodeDefaults::default())?;
+//! let nodes = connect_all(&inventory, &SshOptions::default()).await?;
+//! for node in &nodes {
+//!     let kernel = node.run(Command::new("uname -r").sudo("root")).await?;
+//!     println!("{}: {kernel}", node.name());
+//! }
+//! # Ok(()) }
+//! ```
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +73,9 @@ pub struct SshOptions {
     pub max_channels: usize,
     /// Time limit for one `upload` or `download`.
     pub transfer_timeout: Duration,
+    /// Run `upload` and `download` as this user through sudo (e.g. `root` on Vagrant VMs that
+    /// log in as `vagrant`); `None`: as the login user.
+    pub transfer_user: Option<String>,
     /// Overrides every node's known_hosts file.
     pub known_hosts: Option<PathBuf>,
     /// Overrides every node's host key checking.
@@ -69,6 +92,7 @@ impl Default for SshOptions {
             keepalive_max: 3,
             max_channels: 8,
             transfer_timeout: Duration::from_secs(120),
+            transfer_user: None,
             known_hosts: None,
             host_key_checking: None,
         }
@@ -178,7 +202,10 @@ impl std::fmt::Debug for SshRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshRemote")
             .field("node", &self.node.name)
-            .field("addr", &format!("{}@{}:{}", self.node.user, self.node.host, self.node.port))
+            .field(
+                "addr",
+                &format!("{}@{}:{}", self.node.user, self.node.host, self.node.port),
+            )
             .finish()
     }
 }
@@ -186,15 +213,35 @@ impl std::fmt::Debug for SshRemote {
 /// Why one channel attempt failed, and whether the command had been sent by then.
 struct AttemptError {
     sent: bool,
+    /// The channel's messages ended without a close: the connection is gone, even if the
+    /// handle does not report it closed yet.
+    lost: bool,
     error: RemoteError,
 }
 
-/// Connects to every node of the inventory in parallel. Fails with the first error (by node order)
-/// if any node cannot be reached; the others' errors are logged.
+/// Nodes [`connect_all`] could not reach, each with its own error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {} of {total} nodes: {}", .errors.len(), join_errors(.errors))]
+pub struct ConnectAllError {
+    /// One error per failed node, in inventory order (each names its node).
+    pub errors: Vec<RemoteError>,
+    pub total: usize,
+}
+
+fn join_errors(errors: &[RemoteError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Connects to every node of the inventory in parallel. Fails unless all nodes are reached; the
+/// error lists every node that was not.
 pub async fn connect_all(
     inventory: &Inventory,
     opts: &SshOptions,
-) -> Result<Vec<Arc<SshRemote>>, RemoteError> {
+) -> Result<Vec<Arc<SshRemote>>, ConnectAllError> {
     let tasks: Vec<_> = inventory
         .nodes
         .iter()
@@ -205,7 +252,7 @@ pub async fn connect_all(
         })
         .collect();
     let mut remotes = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for (task, node) in tasks.into_iter().zip(&inventory.nodes) {
         let result = task.await.unwrap_or_else(|e| {
             Err(RemoteError::Other {
@@ -215,15 +262,16 @@ pub async fn connect_all(
         });
         match result {
             Ok(r) => remotes.push(Arc::new(r)),
-            Err(e) => {
-                tracing::warn!(node = %node.name, error = %e, "cannot connect");
-                first_error.get_or_insert(e);
-            }
+            Err(e) => errors.push(e),
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(remotes),
+    if errors.is_empty() {
+        Ok(remotes)
+    } else {
+        Err(ConnectAllError {
+            errors,
+            total: inventory.nodes.len(),
+        })
     }
 }
 
@@ -327,19 +375,34 @@ impl SshRemote {
         let Ok(_permit) = timeout_at(deadline, self.channels.acquire()).await else {
             return Err(timed_out());
         };
+        let script = shell::report_process_group(&wrapped.script);
         let mut reconnected = false;
         let mut open_retries = 0;
         loop {
-            let (handle, generation) = self.current().await;
-            let attempt = self.attempt(&handle, &wrapped.script, &cmd.script, stdin.as_deref(), deadline);
+            let Ok((handle, generation)) = timeout_at(deadline, self.current()).await else {
+                return Err(timed_out());
+            };
+            let group = AtomicU32::new(0);
+            let attempt = self.attempt(
+                &handle,
+                &script,
+                &cmd.script,
+                stdin.as_deref(),
+                deadline,
+                &group,
+            );
             let err = match attempt.await {
                 Ok(out) => return Ok(out),
                 Err(e) => e,
             };
             if matches!(err.error, RemoteError::Timeout { .. }) {
+                if err.sent {
+                    self.kill_group(&handle, group.load(Ordering::Relaxed), &cmd.script)
+                        .await;
+                }
                 return Err(timed_out());
             }
-            let closed = handle.is_closed();
+            let closed = err.lost || handle.is_closed();
             if closed && !reconnected && (!err.sent || idempotent) {
                 reconnected = true;
                 match timeout_at(deadline, self.reconnect(generation)).await {
@@ -358,19 +421,45 @@ impl SshRemote {
                 continue;
             }
             if closed && err.sent {
+                let cause = if idempotent {
+                    "connection lost again after reconnecting and re-running the command"
+                } else {
+                    "connection lost after the command was sent; not re-run because it may have \
+                     taken effect"
+                };
                 return Err(RemoteError::Channel {
                     node: self.node.name.clone(),
                     command: cmd.script.clone(),
-                    cause: "connection lost after the command was sent; not re-run because it may \
-                            have taken effect"
-                        .into(),
+                    cause: cause.into(),
                 });
             }
             return Err(err.error);
         }
     }
 
+    /// Kills what is left of a timed-out command: its process group (sshd starts each command in a
+    /// session of its own; daemons that called `setsid` themselves survive, as they should).
+    /// OpenSSH ignores the SSH `signal` request in many setups ("session signalling requires
+    /// privilege separation" for root logins), so this runs `kill` on a fresh channel.
+    async fn kill_group(&self, handle: &Handle<ClientHandler>, group: u32, shown: &str) {
+        if group <= 1 {
+            tracing::warn!(node = %self.node.name, command = shown, "timed out before reporting its process group; it may still run");
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let kill = shell::kill_group_script(group);
+        let unused = AtomicU32::new(0);
+        if let Err(e) = self
+            .attempt(handle, &kill, &kill, None, deadline, &unused)
+            .await
+        {
+            tracing::warn!(node = %self.node.name, command = shown, error = %e.error, "cannot kill a timed-out command");
+        }
+    }
+
     /// One channel: open, exec, feed stdin, collect output until the server closes the channel.
+    /// The process group the command reports on its first stderr line is stored in `group` (and
+    /// that line removed from stderr).
     async fn attempt(
         &self,
         handle: &Handle<ClientHandler>,
@@ -378,10 +467,12 @@ impl SshRemote {
         shown: &str,
         stdin: Option<&[u8]>,
         deadline: Instant,
+        group: &AtomicU32,
     ) -> Result<Output, AttemptError> {
         let node = &self.node.name;
         let channel_error = |sent: bool, cause: String| AttemptError {
             sent,
+            lost: false,
             error: RemoteError::Channel {
                 node: node.clone(),
                 command: shown.to_string(),
@@ -391,6 +482,7 @@ impl SshRemote {
         // exec_with replaces this with the caller's time limit.
         let timeout_error = || AttemptError {
             sent: true,
+            lost: false,
             error: RemoteError::Timeout {
                 node: node.clone(),
                 command: shown.to_string(),
@@ -429,6 +521,7 @@ impl SshRemote {
             };
             let mut closed_cleanly = false;
             let mut exit_seen = false;
+            let mut first_line = Some(Vec::new());
             loop {
                 let msg = tokio::select! {
                     () = &mut write_stdin, if !stdin_done => { stdin_done = true; continue; }
@@ -436,18 +529,31 @@ impl SshRemote {
                 };
                 match msg {
                     Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => out.stderr.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => match first_line.as_mut() {
+                        None => out.stderr.extend_from_slice(&data),
+                        Some(head) => {
+                            head.extend_from_slice(&data);
+                            if let Some((pgid, rest)) = shell::split_group_line(head) {
+                                group.store(pgid.unwrap_or(0), Ordering::Relaxed);
+                                out.stderr.extend_from_slice(rest);
+                                first_line = None;
+                            }
+                        }
+                    },
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
                         out.status = Some(exit_status);
                         exit_seen = true;
                     }
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        // Output::status stays None: "killed by a signal".
                         exit_seen = true;
-                        let note = format!("[killed by signal {signal_name:?}]\n");
-                        out.stderr.extend_from_slice(note.as_bytes());
+                        tracing::debug!(node = %node, command = shown, signal = ?signal_name, "killed by a signal");
                     }
                     Some(ChannelMsg::Failure) if !exit_seen => {
-                        return Err(channel_error(true, "the server refused the exec request".into()));
+                        return Err(channel_error(
+                            true,
+                            "the server refused the exec request".into(),
+                        ));
                     }
                     Some(ChannelMsg::Close) => {
                         closed_cleanly = true;
@@ -457,16 +563,26 @@ impl SshRemote {
                     None => break,
                 }
             }
+            if let Some(head) = first_line {
+                out.stderr.extend_from_slice(&head);
+            }
             if !closed_cleanly && !exit_seen {
-                return Err(channel_error(true, "the channel closed before the command finished".into()));
+                return Err(AttemptError {
+                    lost: true,
+                    ..channel_error(
+                        true,
+                        "the connection ended before the command finished".into(),
+                    )
+                });
             }
             Ok(out)
         };
         match timeout_at(deadline, io).await {
             Ok(result) => result,
             Err(_) => {
-                // Ask sshd to kill the command (OpenSSH honours it since 7.9), then close our side
-                // so that the channel does not stay open on the connection.
+                // Ask sshd to signal the command (OpenSSH >= 7.9 does, where it allows it; the
+                // caller also kills the process group), then close the channel so that it does
+                // not stay open on the connection.
                 let _ = writer.signal(Sig::KILL).await;
                 let _ = writer.close().await;
                 Err(timeout_error())
@@ -475,9 +591,14 @@ impl SshRemote {
     }
 
     /// Runs an idempotent transfer command with the transfer time limit.
-    async fn transfer(&self, script: String, stdin: Option<Vec<u8>>) -> Result<Output, RemoteError> {
+    async fn transfer(
+        &self,
+        script: String,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, RemoteError> {
         let mut cmd = Command::new(script).timeout(self.opts.transfer_timeout);
         cmd.stdin = stdin;
+        cmd.sudo_user = self.opts.transfer_user.clone();
         let shown = cmd.script.clone();
         let out = self.exec_with(cmd, true).await?;
         if out.success() {
@@ -503,7 +624,9 @@ async fn establish(
     let addr = format!("{}:{}", node.host, node.port);
     let mut delay = opts.backoff;
     let attempts = opts.connect_attempts.max(1);
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let once = connect_once(node, policy, config.clone());
         let error = match tokio::time::timeout(opts.connect_timeout, once).await {
             Ok(Ok(handle)) => return Ok(handle),
@@ -522,11 +645,13 @@ async fn establish(
         let transient = matches!(error, RemoteError::Unreachable { .. });
         if !transient || attempt >= attempts {
             return Err(match error {
-                RemoteError::Unreachable { node, addr, cause } if attempt > 1 => RemoteError::Unreachable {
-                    node,
-                    addr,
-                    cause: format!("{cause} (after {attempt} attempts)"),
-                },
+                RemoteError::Unreachable { node, addr, cause } if attempt > 1 => {
+                    RemoteError::Unreachable {
+                        node,
+                        addr,
+                        cause: format!("{cause} (after {attempt} attempts)"),
+                    }
+                }
                 e => e,
             });
         }
@@ -534,7 +659,6 @@ async fn establish(
         sleep(delay).await;
         delay *= 2;
     }
-    unreachable!("the loop returns")
 }
 
 async fn connect_once(
@@ -560,7 +684,9 @@ async fn connect_once(
     };
     let map = |e: ConnectError| match e {
         ConnectError::Remote(r) => r,
-        ConnectError::Ssh(russh::Error::IO(io)) => unreachable(format!("connection broken during the SSH handshake: {io}")),
+        ConnectError::Ssh(russh::Error::IO(io)) => {
+            unreachable(format!("connection broken during the SSH handshake: {io}"))
+        }
         ConnectError::Ssh(russh::Error::Disconnect | russh::Error::HUP) => {
             unreachable("the server closed the connection during the SSH handshake".into())
         }

@@ -74,6 +74,39 @@ pub fn download_script(path: &str) -> String {
     format!("cat -- {}", quote(path))
 }
 
+const GROUP_MARKER: &[u8] = b"faultline-pgid ";
+
+/// Makes the command report its process group first, on stderr, so that it can be killed if it
+/// outlives its time limit. sshd starts each command in a new session, so the login shell's
+/// pid (`$$`) is the group of everything the command starts.
+pub fn report_process_group(script: &str) -> String {
+    format!("echo faultline-pgid $$ >&2\n{script}")
+}
+
+/// Splits the group report off the start of stderr. `None`: the first line is not complete yet.
+/// `Some((group, rest))`: the group (if the line was the report) and the stderr bytes to keep.
+pub fn split_group_line(head: &[u8]) -> Option<(Option<u32>, &[u8])> {
+    let n = head.len().min(GROUP_MARKER.len());
+    if head[..n] != GROUP_MARKER[..n] {
+        return Some((None, head));
+    }
+    let end = head.iter().position(|b| *b == b'\n')?;
+    let group = std::str::from_utf8(&head[GROUP_MARKER.len().min(end)..end])
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    match group {
+        Some(g) => Some((Some(g), &head[end + 1..])),
+        None => Some((None, head)),
+    }
+}
+
+/// Kills process group `group` (as the login user, or through sudo if that is not allowed).
+pub fn kill_group_script(group: u32) -> String {
+    format!(
+        "kill -KILL -- -{group} 2>/dev/null || sudo -n kill -KILL -- -{group} 2>/dev/null; true"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,11 +127,31 @@ mod tests {
         let none = wrap_sudo("id -un", "admin", None, None);
         assert_eq!(none.script, "id -un");
         let w = wrap_sudo("echo 'hi' && id -un", "admin", Some("root"), None);
-        assert_eq!(w.script, r"sudo -n -u root -- sh -c 'echo '\''hi'\'' && id -un'");
+        assert_eq!(
+            w.script,
+            r"sudo -n -u root -- sh -c 'echo '\''hi'\'' && id -un'"
+        );
         assert_eq!(w.stdin_prefix, None);
         let p = wrap_sudo("id -un", "admin", Some("postgres"), Some("s3cret"));
         assert_eq!(p.script, "sudo -k -S -p '' -u postgres -- sh -c 'id -un'");
         assert_eq!(p.stdin_prefix.as_deref(), Some(&b"s3cret\n"[..]));
+    }
+
+    #[test]
+    fn process_group_report() {
+        assert_eq!(report_process_group("id"), "echo faultline-pgid $$ >&2\nid");
+        assert_eq!(
+            split_group_line(b"faultline-pgid 42\nwarn\n"),
+            Some((Some(42), &b"warn\n"[..]))
+        );
+        assert_eq!(split_group_line(b"faultline-pg"), None);
+        assert_eq!(split_group_line(b"faultline-pgid 4"), None);
+        assert_eq!(split_group_line(b"other\n"), Some((None, &b"other\n"[..])));
+        assert_eq!(
+            split_group_line(b"faultline-pgid x\n"),
+            Some((None, &b"faultline-pgid x\n"[..]))
+        );
+        assert_eq!(split_group_line(b""), None);
     }
 
     #[test]

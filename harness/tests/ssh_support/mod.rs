@@ -26,7 +26,9 @@ pub struct TestSshd {
 
 /// True when running as root; otherwise prints the loud SKIPPED line the rules ask for.
 pub fn root_or_skip(test: &str) -> bool {
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
     let sshd = Path::new("/usr/sbin/sshd").exists();
     if !root {
         eprintln!("SKIPPED: needs root (starts its own sshd): {test}");
@@ -37,8 +39,14 @@ pub fn root_or_skip(test: &str) -> bool {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A fresh directory under the system temp dir.
@@ -60,14 +68,26 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 /// Generates an ed25519 key pair at `path` (and `path.pub`).
 pub fn keygen(path: &Path) {
     run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "faultline-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "faultline-test",
+            "-f",
+        ])
         .arg(path));
 }
 
 /// `type base64` of a public key file.
 pub fn public_key(path: &Path) -> String {
     let text = std::fs::read_to_string(path.with_extension("pub")).expect("read public key");
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn free_port() -> u16 {
@@ -92,8 +112,11 @@ impl TestSshd {
         let client_key = dir.join("id_ed25519");
         keygen(&host_key);
         keygen(&client_key);
-        std::fs::copy(client_key.with_extension("pub"), dir.join("authorized_keys"))
-            .expect("write authorized_keys");
+        std::fs::copy(
+            client_key.with_extension("pub"),
+            dir.join("authorized_keys"),
+        )
+        .expect("write authorized_keys");
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("create home");
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
@@ -112,16 +135,20 @@ impl TestSshd {
         )
         .expect("write sshd_config");
         let known_hosts = dir.join("known_hosts");
-        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {}\n", public_key(&host_key)))
-            .expect("write known_hosts");
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {}\n", public_key(&host_key)),
+        )
+        .expect("write known_hosts");
         let log = std::fs::File::create(dir.join("sshd.log")).expect("create sshd log");
         let mut cmd = if unshare_works() {
             let mut c = Command::new("unshare");
-            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"]).arg(format!(
-                "mount --bind {} /root && exec /usr/sbin/sshd -D -e -f {}",
-                home.display(),
-                config.display()
-            ));
+            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind {} /root && exec /usr/sbin/sshd -D -e -f {}",
+                    home.display(),
+                    config.display()
+                ));
             c
         } else {
             let mut c = Command::new("/usr/sbin/sshd");
@@ -155,7 +182,10 @@ impl TestSshd {
                 let log = std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
                 panic!("sshd exited with {status} before listening: {log}");
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "sshd did not start listening");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "sshd did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
