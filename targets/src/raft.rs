@@ -103,8 +103,14 @@ pub enum Msg {
         seq: u64,
     },
     /// A client request a follower passes on to the leader.
-    Forward { fid: u64, op: ClientOp },
-    ForwardReply { fid: u64, response: Response },
+    Forward {
+        fid: u64,
+        op: ClientOp,
+    },
+    ForwardReply {
+        fid: u64,
+        response: Response,
+    },
 }
 
 /// Write-ahead log records. Replaying them in order rebuilds the durable state.
@@ -116,7 +122,10 @@ pub enum Record {
         vote: Option<NodeId>,
     },
     /// Entries starting at `index`; any entries at or after `index` already held are replaced.
-    Entries { index: u64, entries: Vec<Entry> },
+    Entries {
+        index: u64,
+        entries: Vec<Entry>,
+    },
     /// Everything up to `last_index` is summarised by `kv`.
     Snapshot {
         last_index: u64,
@@ -217,6 +226,13 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 type RaftOut = Out<Msg, Record>;
 
 impl Raft {
@@ -288,8 +304,11 @@ impl Raft {
         }
         r.commit = r.snap_index;
         r.applied = r.snap_index;
-        // Forward ids must not repeat across restarts: start from a random base.
-        r.next_fid = r.rng.random::<u32>() as u64 * (1 << 24);
+        // Forward ids must not repeat across restarts, or a leader's answer to a request from a
+        // previous incarnation would be taken for the answer to a new one. The seeded RNG
+        // repeats itself after a restart, so the base also mixes in the time of recovery.
+        r.next_fid =
+            splitmix(r.cfg.seed ^ fnv(&r.cfg.id) ^ now.wall_ms.rotate_left(20) ^ now.mono_ms) << 32;
         r.reset_election_timer(now);
         r
     }
@@ -339,7 +358,8 @@ impl Raft {
     }
 
     fn majority(&self) -> usize {
-        (self.cfg.peers.len() + 1) / 2 + 1
+        let cluster = self.cfg.peers.len() + 1;
+        cluster / 2 + 1
     }
 
     fn persist(&self, out: &mut RaftOut, rec: Record) {
@@ -365,7 +385,8 @@ impl Raft {
             .election_max_ms
             .saturating_sub(self.tun.election_min_ms)
             .max(1);
-        self.election_deadline = now.mono_ms + self.tun.election_min_ms + self.rng.random_range(0..span);
+        self.election_deadline =
+            now.mono_ms + self.tun.election_min_ms + self.rng.random_range(0..span);
     }
 
     fn install_snapshot_state(&mut self, last_index: u64, last_term: u64, kv: KvStore) {
@@ -443,8 +464,13 @@ impl Raft {
             self.lease_until_wall = 0;
             self.leader = None;
         }
-        self.role = Role::Follower;
-        self.reset_election_timer(now);
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            self.reset_election_timer(now);
+        }
+        // A follower keeps its timer: only a leader's message or a granted vote resets it.
+        // (Otherwise a candidate that cannot win, its log being behind, would keep everyone
+        // else from ever timing out by raising the term again and again.)
     }
 
     fn observe_term(&mut self, term: u64, now: Now, out: &mut RaftOut) {
@@ -509,7 +535,7 @@ impl Raft {
         self.append_local(Command::Noop, out);
         self.noop_index = self.last_index();
         self.broadcast(now, out);
-        self.advance_commit(now, out);
+        self.advance_commit(out);
     }
 
     fn append_local(&mut self, cmd: Command, out: &mut RaftOut) -> u64 {
@@ -521,7 +547,11 @@ impl Raft {
         let index = self.last_index();
         // Consecutive appends in one step share one record.
         if !self.cfg.has_bug("no-fsync") {
-            if let Some(Record::Entries { index: first, entries }) = out.persist.last_mut() {
+            if let Some(Record::Entries {
+                index: first,
+                entries,
+            }) = out.persist.last_mut()
+            {
                 if *first + entries.len() as u64 == index {
                     entries.push(entry);
                     return index;
@@ -595,7 +625,7 @@ impl Raft {
         out.send.push((peer.clone(), msg));
     }
 
-    fn advance_commit(&mut self, now: Now, out: &mut RaftOut) {
+    fn advance_commit(&mut self, out: &mut RaftOut) {
         if self.role != Role::Leader {
             return;
         }
@@ -611,10 +641,10 @@ impl Raft {
                 self.commit = n;
             }
         }
-        self.apply(now, out);
+        self.apply(out);
     }
 
-    fn apply(&mut self, now: Now, out: &mut RaftOut) {
+    fn apply(&mut self, out: &mut RaftOut) {
         while self.applied < self.commit {
             let index = self.applied + 1;
             let Some(entry) = self.entry(index).cloned() else {
@@ -637,7 +667,7 @@ impl Raft {
                 self.answer(p.waiter, resp, out);
             }
         }
-        self.serve_reads(now, out);
+        self.serve_reads(out);
         self.maybe_compact(out);
     }
 
@@ -692,7 +722,7 @@ impl Raft {
         acked[self.majority() - 1]
     }
 
-    fn serve_reads(&mut self, now: Now, out: &mut RaftOut) {
+    fn serve_reads(&mut self, out: &mut RaftOut) {
         if self.role != Role::Leader || self.reads.is_empty() {
             return;
         }
@@ -709,7 +739,6 @@ impl Raft {
         if self.reads.iter().any(|r| r.seq > self.seq) {
             self.want_round = true;
         }
-        let _ = now;
     }
 
     fn update_lease(&mut self) {
@@ -767,7 +796,7 @@ impl Raft {
             // A single-node cluster confirms at once.
             if self.cfg.peers.is_empty() {
                 self.broadcast(now, out);
-                self.serve_reads(now, out);
+                self.serve_reads(out);
             }
             return;
         }
@@ -781,7 +810,7 @@ impl Raft {
             },
         );
         if self.cfg.peers.is_empty() {
-            self.advance_commit(now, out);
+            self.advance_commit(out);
         }
     }
 
@@ -826,7 +855,8 @@ impl Raft {
                 while hint > self.snap_index && self.term_at(hint) == Some(conflict) {
                     hint -= 1;
                 }
-                out.send.push((from, reply(false, hint.max(self.snap_index))));
+                out.send
+                    .push((from, reply(false, hint.max(self.snap_index))));
                 return;
             }
         }
@@ -861,8 +891,9 @@ impl Raft {
         if leader_commit > self.commit {
             self.commit = self.commit.max(leader_commit.min(last_new));
         }
-        self.apply(now, out);
-        out.send.push((from, reply(true, last_new.max(self.snap_index))));
+        self.apply(out);
+        out.send
+            .push((from, reply(true, last_new.max(self.snap_index))));
     }
 
     fn accept_leader(&mut self, from: &NodeId, now: Now, out: &mut RaftOut) {
@@ -900,16 +931,10 @@ impl Raft {
             self.send_append(&from, now, out);
         }
         self.update_lease();
-        self.advance_commit(now, out);
+        self.advance_commit(out);
     }
 
-    fn on_vote_request(
-        &mut self,
-        now: Now,
-        from: NodeId,
-        m: (u64, u64, u64),
-        out: &mut RaftOut,
-    ) {
+    fn on_vote_request(&mut self, now: Now, from: NodeId, m: (u64, u64, u64), out: &mut RaftOut) {
         let (term, last_index, last_term) = m;
         // A follower that heard from a live leader recently ignores candidates: this keeps a
         // partitioned node from deposing a working leader, and is what makes leases sound.
@@ -997,7 +1022,11 @@ impl StateMachine for Raft {
             if let Some((token, _)) = self.forwarded.remove(&fid) {
                 out.reply.push((
                     token,
-                    error(ErrorCode::Timeout, false, "the leader did not answer in time"),
+                    error(
+                        ErrorCode::Timeout,
+                        false,
+                        "the leader did not answer in time",
+                    ),
                 ));
             }
         }

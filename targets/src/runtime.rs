@@ -10,9 +10,10 @@
 use crate::protocol::{ClientOp, ErrorCode, ErrorReply, Request, Response};
 use crate::sm::{ClientToken, Config, NodeId, Now, Out, StateMachine};
 use crate::wal::{Wal, WalError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -132,12 +133,17 @@ pub async fn run<S: StateMachine + 'static>(opts: RunOptions) -> Result<(), Runt
         .map_err(|e| RuntimeError::Thread(e.to_string()))?;
 
     let accept_events = events_tx.clone();
+    let members: Arc<BTreeSet<NodeId>> = Arc::new(opts.config.peers.iter().cloned().collect());
     let accept = async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection::<S::Msg>(stream, accept_events.clone()));
+                    tokio::spawn(serve_connection::<S::Msg>(
+                        stream,
+                        accept_events.clone(),
+                        members.clone(),
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -264,19 +270,20 @@ fn drive<S: StateMachine>(
     Ok(())
 }
 
-/// Keeps one outgoing connection to `peer`, reconnecting with backoff; drops what cannot be sent.
+/// Keeps one outgoing connection to `peer`: connects when there is something to send, reconnects
+/// with backoff, and drops what cannot be sent (the protocols tolerate loss).
 async fn peer_sender(me: NodeId, peer: NodeId, addr: String, mut rx: mpsc::Receiver<String>) {
     let mut backoff = Duration::from_millis(20);
     loop {
-        // Whatever was queued while the peer was unreachable is stale: drop it.
-        while rx.try_recv().is_ok() {}
-        let stream = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr))
-            .await
-        {
+        let Some(first) = rx.recv().await else { return };
+        let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr));
+        let stream = match connect.await {
             Ok(Ok(s)) => s,
             _ => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
+                // Whatever was queued while the peer was unreachable is stale: drop it.
+                while rx.try_recv().is_ok() {}
                 continue;
             }
         };
@@ -285,23 +292,28 @@ async fn peer_sender(me: NodeId, peer: NodeId, addr: String, mut rx: mpsc::Recei
         backoff = Duration::from_millis(20);
         let mut w = BufWriter::new(stream);
         let hello = serde_json::to_string(&Hello { hello: me.clone() }).expect("hello encodes");
-        if write_line(&mut w, &hello).await.is_err() || w.flush().await.is_err() {
+        let mut next = Some(first);
+        if write_line(&mut w, &hello).await.is_err() {
             continue;
         }
-        loop {
-            let Some(line) = rx.recv().await else { return };
+        'connected: loop {
+            let line = match next.take() {
+                Some(l) => l,
+                None => match rx.recv().await {
+                    Some(l) => l,
+                    None => return,
+                },
+            };
             if write_line(&mut w, &line).await.is_err() {
                 break;
             }
             // Write whatever else is queued before one flush.
-            let mut failed = false;
             while let Ok(line) = rx.try_recv() {
                 if write_line(&mut w, &line).await.is_err() {
-                    failed = true;
-                    break;
+                    break 'connected;
                 }
             }
-            if failed || w.flush().await.is_err() {
+            if w.flush().await.is_err() {
                 break;
             }
         }
@@ -318,16 +330,21 @@ async fn write_line<W: AsyncWriteExt + Unpin>(w: &mut W, line: &str) -> std::io:
 async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
     stream: TcpStream,
     events: mpsc::UnboundedSender<Event<M>>,
+    members: Arc<BTreeSet<NodeId>>,
 ) {
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let mut first = String::new();
-    match reader.read_line(&mut first).await {
-        Ok(0) | Err(_) => return,
-        Ok(_) => {}
+    let mut first = Vec::new();
+    let first_len = read_line_capped(&mut reader, &mut first).await;
+    if matches!(first_len, Ok(0) | Err(_)) {
+        return;
     }
-    if let Ok(h) = serde_json::from_str::<Hello>(first.trim_end()) {
-        serve_peer(h.hello, reader, events).await;
+    if let Ok(h) = serde_json::from_slice::<Hello>(first.trim_ascii_end()) {
+        if members.contains(&h.hello) {
+            serve_peer(h.hello, reader, events).await;
+        } else {
+            tracing::warn!(peer = %h.hello, "hello from a node that is not a member; closing");
+        }
         return;
     }
 
@@ -354,8 +371,16 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
     });
 
     let mut line = first;
+    let mut status = first_len;
     loop {
-        let trimmed = line.trim();
+        if let Err(e) = &status {
+            // Too long: answer once and close, since the rest of the line cannot be resynchronised.
+            let _ = resp_tx.send(malformed(0, e.to_string()));
+            break;
+        }
+        // Invalid UTF-8 becomes replacement characters and so a `malformed` reply.
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim();
         if !trimmed.is_empty() {
             match parse_request(trimmed) {
                 Ok(req) => {
@@ -369,14 +394,19 @@ async fn serve_connection<M: serde::de::DeserializeOwned + Send + 'static>(
                     }
                 }
                 Err(resp) => {
-                    let _ = resp_tx.send(resp);
+                    let _ = resp_tx.send(*resp);
                 }
             }
         }
         line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        status = read_line_capped(&mut reader, &mut line).await;
+        if matches!(status, Ok(0)) {
+            break;
+        }
+        if let Err(e) = &status {
+            if e.kind() != std::io::ErrorKind::InvalidData {
+                break;
+            }
         }
     }
     drop(resp_tx);
@@ -413,9 +443,41 @@ async fn serve_peer<M: serde::de::DeserializeOwned>(
     }
 }
 
+/// Longest request line accepted from a client.
+const MAX_CLIENT_LINE: u64 = 1 << 20;
+
+/// Reads one line (up to and including `\n`) of at most [`MAX_CLIENT_LINE`] bytes; a longer line is
+/// an `InvalidData` error.
+async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let n = reader.take(MAX_CLIENT_LINE).read_until(b'\n', buf).await?;
+    if n as u64 == MAX_CLIENT_LINE && buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("request line longer than {MAX_CLIENT_LINE} bytes"),
+        ));
+    }
+    Ok(n)
+}
+
+fn malformed(id: u64, message: String) -> Response {
+    Response::error(
+        id,
+        ErrorReply {
+            code: ErrorCode::Malformed,
+            definite: true,
+            message,
+            leader: None,
+        },
+    )
+}
+
 /// Parses a request line, or builds the `malformed` reply (with the request's id if one can be
 /// found, 0 otherwise).
-pub fn parse_request(line: &str) -> Result<Request, Response> {
+pub fn parse_request(line: &str) -> Result<Request, Box<Response>> {
     match serde_json::from_str::<Request>(line) {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -423,15 +485,7 @@ pub fn parse_request(line: &str) -> Result<Request, Response> {
                 .ok()
                 .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
                 .unwrap_or(0);
-            Err(Response::error(
-                id,
-                ErrorReply {
-                    code: ErrorCode::Malformed,
-                    definite: true,
-                    message: format!("malformed request: {e}"),
-                    leader: None,
-                },
-            ))
+            Err(Box::new(malformed(id, format!("malformed request: {e}"))))
         }
     }
 }
@@ -439,6 +493,92 @@ pub fn parse_request(line: &str) -> Result<Request, Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::NodeStatus;
+
+    /// Persists a record, sends a message and replies for every request.
+    struct Echo;
+
+    impl StateMachine for Echo {
+        type Msg = String;
+        type Record = String;
+        fn recover(_: Config, _: Vec<String>, _: Now) -> Self {
+            Echo
+        }
+        fn on_tick(&mut self, _: Now, _: &mut Out<String, String>) {}
+        fn on_message(&mut self, _: Now, _: NodeId, _: String, _: &mut Out<String, String>) {}
+        fn on_request(
+            &mut self,
+            _: Now,
+            token: ClientToken,
+            _: ClientOp,
+            out: &mut Out<String, String>,
+        ) {
+            out.persist.push(format!("rec-{token}"));
+            out.send.push(("p".into(), format!("msg-{token}")));
+            out.reply.push((token, Response::ok(0)));
+        }
+        fn status(&self, now: Now) -> NodeStatus {
+            NodeStatus {
+                node: "n1".into(),
+                role: "echo".into(),
+                term: 0,
+                leader: None,
+                time_ms: now.wall_ms,
+                commit_index: 0,
+                protocol: "echo".into(),
+            }
+        }
+    }
+
+    #[test]
+    fn records_are_durable_before_messages_and_replies_leave() {
+        let dir = std::env::temp_dir().join(format!("faultline-drive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (wal, records) = Wal::<String>::open(&dir).unwrap();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (peer_tx, mut peer_rx) = mpsc::channel(1024);
+        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+        for id in 100..150 {
+            events_tx
+                .send(Event::Client {
+                    conn: conn_tx.clone(),
+                    id,
+                    op: ClientOp::Read { key: 1 },
+                })
+                .unwrap_or_else(|_| panic!("queue"));
+        }
+        let config = Config {
+            id: "n1".into(),
+            peers: vec!["p".into()],
+            bugs: Default::default(),
+            read_mode: Default::default(),
+            seed: 0,
+        };
+        let peers = HashMap::from([("p".to_string(), peer_tx)]);
+        let driver =
+            std::thread::spawn(move || drive::<Echo>(config, wal, records, events_rx, peers));
+        for _ in 0..50 {
+            let msg: String = serde_json::from_str(&peer_rx.blocking_recv().unwrap()).unwrap();
+            let token = msg.trim_start_matches("msg-");
+            let log = std::fs::read_to_string(dir.join("wal.log")).unwrap();
+            assert!(
+                log.contains(&format!("\"rec-{token}\"")),
+                "message {msg} left before its record was written"
+            );
+        }
+        let mut ids: Vec<u64> = (0..50)
+            .map(|_| conn_rx.blocking_recv().unwrap().id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (100..150).collect::<Vec<_>>(),
+            "each reply carries its request id"
+        );
+        drop(events_tx);
+        driver.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn malformed_requests_get_the_id_when_one_is_present() {

@@ -197,10 +197,7 @@ fn read_records<R: DeserializeOwned>(path: &Path, file: &File) -> Result<(Vec<R>
 pub fn measure_fsync_us(dir: &Path, rounds: usize) -> io::Result<u64> {
     fs::create_dir_all(dir)?;
     let path = dir.join("fsync-probe");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
+    let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds.max(1) {
         let start = std::time::Instant::now();
@@ -247,7 +244,11 @@ mod tests {
         wal.sync().unwrap();
         drop(wal);
         let (_, recs) = Wal::<u64>::open(&dir).unwrap();
-        assert_eq!(recs, vec![1, 2, 3, 4], "the torn bytes must not glue onto record 4");
+        assert_eq!(
+            recs,
+            vec![1, 2, 3, 4],
+            "the torn bytes must not glue onto record 4"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

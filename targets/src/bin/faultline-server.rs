@@ -13,7 +13,10 @@ use targets::runtime::{run, RunOptions};
 use targets::sm::{Config, ReadMode};
 
 #[derive(Parser, Debug)]
-#[command(name = "faultline-server", about = "A node of a Faultline reference cluster")]
+#[command(
+    name = "faultline-server",
+    about = "A node of a Faultline reference cluster"
+)]
 struct Cli {
     /// raft, paxos or 2pc.
     #[arg(long)]
@@ -75,10 +78,17 @@ fn parse_options(cli: &Cli) -> Result<(String, RunOptions), FlagError> {
         if id == cli.id {
             return Err(FlagError(format!("--peers: {id} is this node's own id")));
         }
-        if addr.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
+        if addr
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
+        {
             return Err(FlagError(format!("--peers: {p:?} has no valid port")));
         }
-        if peer_addrs.insert(id.to_string(), addr.to_string()).is_some() {
+        if peer_addrs
+            .insert(id.to_string(), addr.to_string())
+            .is_some()
+        {
             return Err(FlagError(format!("--peers: {id} given twice")));
         }
     }
@@ -177,9 +187,17 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // clap's message runs until its blank line (then tips and usage): keep it, on one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("faultline-server: {}", first.trim_start_matches("error: "));
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!(
+                "faultline-server: {}",
+                message.join(" ").trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };
