@@ -99,7 +99,7 @@ impl ServerConfig {
             extra_args: Vec::new(),
             faketime: false,
             base_dir: crate::cluster::NODE_OPT_DIR.to_string(),
-            start_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }
     }
