@@ -163,3 +163,60 @@ fn without_root_up_fails_with_a_clear_message() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(!std::path::Path::new(dir).exists());
 }
+
+#[test]
+fn command_line_up_status_down() {
+    if !root_or_skip("command_line_up_status_down") {
+        return;
+    }
+    let cfg = config("flcc", 34, 2);
+    cluster::down(&cfg.dir).unwrap();
+    let _guard = Guard { cfg: cfg.clone() };
+    let faultline = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(args)
+            .env("FAULTLINE_CLUSTER_DIR", &cfg.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let up = [
+        "cluster", "up", "--nodes", "2", "--tag", "flcc", "--bridge", "flccbr", "--subnet",
+        "10.77.34",
+    ];
+    let (code, out, err) = faultline(&up);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("n1\t10.77.34.11\tnetns flcc-n1"), "{out}");
+    assert!(
+        out.contains(&format!("inventory: {}/inventory.yaml", cfg.dir.display())),
+        "{out}"
+    );
+
+    let (code, out, _) = faultline(&["cluster", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "node   address          sshd pid  reachable");
+    assert!(
+        lines[1].starts_with("n1     10.77.34.11") && lines[1].ends_with("yes"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("n2     10.77.34.12") && lines[2].ends_with("yes"),
+        "{out}"
+    );
+
+    // A different subnet for the same state directory is refused, naming the way out.
+    let (code, _, err) = faultline(&["cluster", "up", "--subnet", "10.77.35", "--tag", "flcc"]);
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("cluster down"), "{err}");
+
+    let (code, _, err) = faultline(&["cluster", "down"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_no_residue(&cfg, &cfg.dir);
+    let (code, _, _) = faultline(&["cluster", "down"]);
+    assert_eq!(code, Some(0));
+}
