@@ -157,7 +157,7 @@ pub fn netem_install(peer: &str, args: &str) -> String {
         "{}echo \"$dev\"\n\
          if ! err=$(tc qdisc replace dev \"$dev\" root netem {args} 2>&1); then\n\
          \x20 case \"$err\" in\n\
-         \x20   *nknown*|*netem*|*No such file*) echo \"faultline: netem unavailable: $err\" >&2; exit {EXIT_UNSUPPORTED};;\n\
+         \x20   *nknown*|*netem*|*\"No such file\"*) echo \"faultline: netem unavailable: $err\" >&2; exit {EXIT_UNSUPPORTED};;\n\
          \x20   *) echo \"$err\" >&2; exit 1;;\n\
          \x20 esac\n\
          fi\n",
@@ -319,6 +319,49 @@ pub fn residue_probe(offset_file: &str, strobe_pidfile: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sh -n` parses without running: every script we build must be valid POSIX sh.
+    fn assert_valid_sh(script: &str) {
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("run sh -n");
+        assert!(
+            out.status.success(),
+            "invalid sh ({}):\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn every_script_is_valid_sh() {
+        let f = "/var/lib/faultline/clock/n1.faketime";
+        for s in [
+            partition_install(&["10.0.0.2", "fd00::3"]),
+            partition_install(&[]),
+            loss_install(&["10.0.0.2"], 0.3),
+            chain_remove(PARTITION_CHAIN),
+            bandwidth_install("10.0.0.2", 1000),
+            netem_install("10.0.0.2", "delay 10ms"),
+            qdisc_remove(),
+            write_file_atomically(f, "+1.500"),
+            faketime_date(f),
+            require_ntp_off(),
+            real_clock_step(-20),
+            real_clock_set(1_700_000_000_000_000_000),
+            strobe_loop(&strobe_set_faketime(f), 100, -100, 200, 1000),
+            strobe_loop(&strobe_set_real(), 100, -100, 200, 1000),
+            start_detached("/x.sh", "/x.pid"),
+            stop_detached("/x.pid"),
+            continue_stopped(),
+            residue_probe(f, "/x.pid"),
+            crate::heal::heal_script("n1", true),
+        ] {
+            assert_valid_sh(&s);
+        }
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {
