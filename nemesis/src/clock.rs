@@ -190,7 +190,14 @@ mod tests {
         ] {
             assert_eq!(parse_offset(text), Ok(ms), "{text:?}");
         }
-        for bad in ["@2030-01-01 00:00:00", "1.5", "+", "+1.5x2", "+abc", "-1..2"] {
+        for bad in [
+            "@2030-01-01 00:00:00",
+            "1.5",
+            "+",
+            "+1.5x2",
+            "+abc",
+            "-1..2",
+        ] {
             assert!(parse_offset(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -54,7 +54,11 @@ impl Access {
 }
 
 fn message(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     match lines.iter().find(|l| l.starts_with("faultline: ")) {
         Some(l) => l.trim_start_matches("faultline: ").to_string(),
         None => lines.join("; "),

@@ -188,16 +188,28 @@ impl PacketFault {
 pub enum FaultOp {
     /// Install a partition. `grudge` is fixed when the schedule is made, except for shapes that
     /// depend on the run (isolate-leader), which are resolved when applied.
-    StartPartition { shape: Shape, grudge: Option<Grudge> },
+    StartPartition {
+        shape: Shape,
+        grudge: Option<Grudge>,
+    },
     StopPartition,
-    Clock { change: ClockChange },
-    Kill { targets: Targets },
+    Clock {
+        change: ClockChange,
+    },
+    Kill {
+        targets: Targets,
+    },
     /// Restart every node the nemesis killed.
     Restart,
-    Pause { targets: Targets },
+    Pause {
+        targets: Targets,
+    },
     /// Resume every node the nemesis paused.
     Resume,
-    StartPacket { fault: PacketFault, targets: Targets },
+    StartPacket {
+        fault: PacketFault,
+        targets: Targets,
+    },
     StopPacket,
 }
 
@@ -285,11 +297,21 @@ mod tests {
     #[test]
     fn netem_arguments() {
         assert_eq!(
-            PacketFault::Delay { ms: 100, jitter_ms: 10 }.netem_args().as_deref(),
+            PacketFault::Delay {
+                ms: 100,
+                jitter_ms: 10
+            }
+            .netem_args()
+            .as_deref(),
             Some("delay 100ms 10ms")
         );
         assert_eq!(
-            PacketFault::Reorder { percent: 25.0, delay_ms: 20 }.netem_args().as_deref(),
+            PacketFault::Reorder {
+                percent: 25.0,
+                delay_ms: 20
+            }
+            .netem_args()
+            .as_deref(),
             Some("delay 20ms reorder 25%")
         );
         assert_eq!(PacketFault::Loss { probability: 0.5 }.netem_args(), None);

@@ -272,7 +272,10 @@ mod tests {
     fn check_invariants(g: &Grudge, ns: &[String]) {
         for (node, drops) in &g.0 {
             assert!(ns.contains(node), "grudge names unknown node {node}");
-            assert!(!drops.contains(node), "{node} holds a grudge against itself");
+            assert!(
+                !drops.contains(node),
+                "{node} holds a grudge against itself"
+            );
             for d in drops {
                 assert!(ns.contains(d), "grudge names unknown node {d}");
             }
@@ -362,10 +365,8 @@ mod tests {
                                 assert!(half.contains(b));
                                 // a half's members drop exactly the other half
                                 for x in half.iter().filter(|x| *x != b) {
-                                    let other: BTreeSet<String> = full
-                                        .difference(half)
-                                        .cloned()
-                                        .collect();
+                                    let other: BTreeSet<String> =
+                                        full.difference(half).cloned().collect();
                                     assert_eq!(g.drops(x), other);
                                 }
                             }
@@ -380,8 +381,18 @@ mod tests {
     #[test]
     fn same_seed_same_grudge_and_seeds_vary() {
         let ns = nodes(7);
-        let a = Grudge::for_shape(Shape::RandomHalves, &ns, None, &mut StdRng::seed_from_u64(9));
-        let b = Grudge::for_shape(Shape::RandomHalves, &ns, None, &mut StdRng::seed_from_u64(9));
+        let a = Grudge::for_shape(
+            Shape::RandomHalves,
+            &ns,
+            None,
+            &mut StdRng::seed_from_u64(9),
+        );
+        let b = Grudge::for_shape(
+            Shape::RandomHalves,
+            &ns,
+            None,
+            &mut StdRng::seed_from_u64(9),
+        );
         assert_eq!(a, b);
         let distinct: BTreeSet<String> = (0..30)
             .map(|s| format!("{:?}", grudge(Shape::MajoritiesRing, 7, s)))

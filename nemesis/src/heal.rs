@@ -133,7 +133,9 @@ impl fmt::Display for Residue {
         let n = &self.node;
         match &self.what {
             ResidueKind::Chain { tool, chain } => write!(f, "{n}: {tool} chain {chain} present"),
-            ResidueKind::NftTable { family } => write!(f, "{n}: nft table {family} faultline present"),
+            ResidueKind::NftTable { family } => {
+                write!(f, "{n}: nft table {family} faultline present")
+            }
             ResidueKind::Qdisc { dev, kind } => write!(f, "{n}: {kind} qdisc on {dev}"),
             ResidueKind::ClockOffset { text } => write!(f, "{n}: clock offset file holds {text:?}"),
             ResidueKind::ClockStrobe { pid } => write!(f, "{n}: clock strobe running (pid {pid})"),
@@ -200,12 +202,12 @@ pub async fn residue_with(nodes: &[Arc<dyn Remote>], access: &Access) -> Vec<Res
     for (node, r) in run_all(jobs, access).await {
         match r {
             NodeResult::Done(stdout) => out.extend(parse_residue(&node, &stdout)),
-            NodeResult::Unsupported(cause) | NodeResult::Failed(cause) | NodeResult::Lost(cause) => {
-                out.push(Residue {
-                    node,
-                    what: ResidueKind::Unchecked { cause },
-                })
-            }
+            NodeResult::Unsupported(cause)
+            | NodeResult::Failed(cause)
+            | NodeResult::Lost(cause) => out.push(Residue {
+                node,
+                what: ResidueKind::Unchecked { cause },
+            }),
         }
     }
     out
@@ -219,7 +221,10 @@ mod tests {
     fn residue_lines_are_parsed() {
         let probe = "chain iptables FAULTLINE\nchain ip6tables FAULTLINE-LOSS\nnft inet faultline\n\
                      qdisc eth0 tbf\noffset +0\noffset -1.500\nstrobe 4242\nstopped 77 sleep\nnoise\n";
-        let got: Vec<String> = parse_residue("n1", probe).iter().map(|r| r.to_string()).collect();
+        let got: Vec<String> = parse_residue("n1", probe)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
         assert_eq!(
             got,
             vec![

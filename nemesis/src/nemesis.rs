@@ -204,14 +204,18 @@ impl Nemesis {
             Targets::Nodes(v) => v.clone(),
         };
         if let Some(bad) = names.iter().find(|n| self.node(n).is_none()) {
-            return Err(Outcome::Skipped(format!("{bad:?} is not a node of the cluster")));
+            return Err(Outcome::Skipped(format!(
+                "{bad:?} is not a node of the cluster"
+            )));
         }
         Ok(names)
     }
 
     /// The peer addresses `node` may act on, refusing its own and the controller's.
     fn peer_hosts(&self, node: &str, peers: &BTreeSet<String>) -> Result<Vec<String>, String> {
-        let me = self.node(node).ok_or_else(|| format!("{node:?} is not a node"))?;
+        let me = self
+            .node(node)
+            .ok_or_else(|| format!("{node:?} is not a node"))?;
         let mut hosts = Vec::new();
         for p in peers {
             let peer = self
@@ -274,7 +278,9 @@ impl Nemesis {
         if let Some(unknown) = grudge.0.keys().find(|k| self.node(k).is_none()) {
             return FaultRecord::new(
                 f,
-                Outcome::Skipped(format!("grudge names {unknown:?}, not a node of the cluster")),
+                Outcome::Skipped(format!(
+                    "grudge names {unknown:?}, not a node of the cluster"
+                )),
             )
             .with("grudge", &grudge);
         }
@@ -291,7 +297,11 @@ impl Nemesis {
 
     async fn remove_everywhere(&self, chains: &[&str]) -> Vec<(String, NodeResult)> {
         let script: String = chains.iter().map(|c| scripts::chain_remove(c)).collect();
-        let jobs = self.nodes.iter().map(|n| (n.clone(), script.clone())).collect();
+        let jobs = self
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), script.clone()))
+            .collect();
         run_all(jobs, &self.cfg.access).await
     }
 
@@ -327,9 +337,10 @@ impl Nemesis {
     /// The script that makes `node`'s offset `ms` (absolute, relative to true time).
     fn set_offset_script(&self, node: &str, ms: i64) -> String {
         match self.cfg.clock {
-            ClockMechanism::Faketime => {
-                scripts::write_file_atomically(&clock::faketime_file(node), &clock::format_offset(ms))
-            }
+            ClockMechanism::Faketime => scripts::write_file_atomically(
+                &clock::faketime_file(node),
+                &clock::format_offset(ms),
+            ),
             ClockMechanism::RealClock => {
                 scripts::real_clock_set(controller_now_ns() + ms as i128 * 1_000_000)
             }
@@ -376,7 +387,9 @@ impl Nemesis {
                 return FaultRecord { outcome: o, ..rec };
             };
             let set_fn = match self.cfg.clock {
-                ClockMechanism::Faketime => scripts::strobe_set_faketime(&clock::faketime_file(name)),
+                ClockMechanism::Faketime => {
+                    scripts::strobe_set_faketime(&clock::faketime_file(name))
+                }
                 ClockMechanism::RealClock => scripts::strobe_set_real(),
             };
             let body = scripts::strobe_loop(&set_fn, a_ms, b_ms, period_ms.max(1), duration_ms);
@@ -459,7 +472,9 @@ impl Nemesis {
     }
 
     async fn measure_one(&self, name: &str) -> Result<clock::MeasuredOffset, String> {
-        let node = self.node(name).ok_or_else(|| format!("{name:?} is not a node"))?;
+        let node = self
+            .node(name)
+            .ok_or_else(|| format!("{name:?} is not a node"))?;
         let before = controller_now_ns();
         match self.control.wall_clock_ms(name).await {
             Ok(Some(ms)) => {
@@ -631,7 +646,11 @@ impl Nemesis {
     async fn remove_packet_faults(&self) -> Vec<(String, NodeResult)> {
         let mut script = scripts::chain_remove(scripts::LOSS_CHAIN);
         script.push_str(&scripts::qdisc_remove());
-        let jobs = self.nodes.iter().map(|n| (n.clone(), script.clone())).collect();
+        let jobs = self
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), script.clone()))
+            .collect();
         run_all(jobs, &self.cfg.access).await
     }
 
@@ -661,9 +680,12 @@ mod tests {
     #[test]
     fn outcomes_from_node_results() {
         let done = r("n1", NodeResult::Done(String::new()));
-        assert_eq!(outcome_of(&[done.clone()]), Outcome::Installed);
+        assert_eq!(outcome_of(std::slice::from_ref(&done)), Outcome::Installed);
         assert_eq!(
-            outcome_of(&[done.clone(), r("n2", NodeResult::Unsupported("netem unavailable: x".into()))]),
+            outcome_of(&[
+                done.clone(),
+                r("n2", NodeResult::Unsupported("netem unavailable: x".into()))
+            ]),
             Outcome::Skipped("netem unavailable: x on n2".into())
         );
         assert_eq!(
@@ -674,8 +696,13 @@ mod tests {
             Outcome::Indeterminate("n3: ssh reset".into())
         );
         let skipped = Outcome::Skipped("s".into());
-        assert_eq!(with_rollback(skipped.clone(), &[done.clone()]), skipped);
-        assert!(with_rollback(skipped, &[r("n1", NodeResult::Lost("x".into()))]).is_indeterminate());
+        assert_eq!(
+            with_rollback(skipped.clone(), std::slice::from_ref(&done)),
+            skipped
+        );
+        assert!(
+            with_rollback(skipped, &[r("n1", NodeResult::Lost("x".into()))]).is_indeterminate()
+        );
         assert!(heal_outcome(&[r("n1", NodeResult::Failed("x".into()))]).is_indeterminate());
     }
 
@@ -685,7 +712,10 @@ mod tests {
             node: "n1".into(),
             what: "pause".into(),
         };
-        assert!(matches!(control_outcome(&[unsupported]), Outcome::Skipped(_)));
+        assert!(matches!(
+            control_outcome(&[unsupported]),
+            Outcome::Skipped(_)
+        ));
         let failed = ControlError::Failed {
             node: "n1".into(),
             cause: "no pid".into(),

@@ -128,7 +128,10 @@ pub fn schedule(cfg: &ScheduleConfig) -> Result<Vec<Scheduled>, ScheduleError> {
     while start + cfg.interval <= cfg.duration {
         let kind = pick(&cfg.kinds, &mut rng);
         let (begin, end) = fault_pair(kind, cfg, &mut rng);
-        out.push(Scheduled { at: start, op: begin });
+        out.push(Scheduled {
+            at: start,
+            op: begin,
+        });
         out.push(Scheduled {
             at: start + cfg.interval,
             op: end,
@@ -264,7 +267,9 @@ mod tests {
                         | FaultOp::Restart
                         | FaultOp::Resume
                         | FaultOp::StopPacket
-                        | FaultOp::Clock { change: ClockChange::Reset }
+                        | FaultOp::Clock {
+                            change: ClockChange::Reset
+                        }
                 ));
             }
             assert!(s.windows(2).all(|w| w[0].at < w[1].at));

@@ -381,7 +381,10 @@ mod tests {
              iptables -w -A FAULTLINE -s '10.1.0.2' -j DROP\n\
              iptables -w -A FAULTLINE -s '10.1.0.3' -j DROP\n"
         );
-        assert!(!s.contains("OUTPUT"), "only inbound: a grudge is about what a node receives");
+        assert!(
+            !s.contains("OUTPUT"),
+            "only inbound: a grudge is about what a node receives"
+        );
     }
 
     #[test]
@@ -402,7 +405,9 @@ mod tests {
     #[test]
     fn loss_script_uses_statistic_match_per_peer() {
         let s = loss_install(&["10.1.0.2"], 0.5);
-        assert!(s.contains("iptables -w -N FAULTLINE-LOSS 2>/dev/null || iptables -w -F FAULTLINE-LOSS\n"));
+        assert!(s.contains(
+            "iptables -w -N FAULTLINE-LOSS 2>/dev/null || iptables -w -F FAULTLINE-LOSS\n"
+        ));
         assert!(s.contains("iptables -w -I INPUT 1 -j FAULTLINE-LOSS"));
         assert!(s.ends_with(
             "iptables -w -A FAULTLINE-LOSS -s '10.1.0.2' -m statistic --mode random --probability 0.5 -j DROP\n"
@@ -411,7 +416,14 @@ mod tests {
 
     #[test]
     fn probabilities_are_formatted_for_iptables() {
-        for (p, want) in [(0.5, "0.5"), (0.25, "0.25"), (1.0, "1"), (0.33333, "0.3333"), (0.0, "0"), (7.0, "1")] {
+        for (p, want) in [
+            (0.5, "0.5"),
+            (0.25, "0.25"),
+            (1.0, "1"),
+            (0.33333, "0.3333"),
+            (0.0, "0"),
+            (7.0, "1"),
+        ] {
             assert_eq!(format_probability(p), want, "{p}");
         }
     }
@@ -429,7 +441,9 @@ mod tests {
     fn tc_scripts() {
         let b = bandwidth_install("10.1.0.2", 1000);
         assert!(b.contains("ip route get '10.1.0.2'"));
-        assert!(b.contains("tc qdisc replace dev \"$dev\" root tbf rate 1000kbit burst 16000 latency 100ms"));
+        assert!(b.contains(
+            "tc qdisc replace dev \"$dev\" root tbf rate 1000kbit burst 16000 latency 100ms"
+        ));
         let b = bandwidth_install("10.1.0.2", 100_000);
         assert!(b.contains("rate 100000kbit burst 1250000 "));
         let n = netem_install("10.1.0.2", "delay 100ms 10ms");
@@ -462,7 +476,8 @@ mod tests {
         let s = real_clock_step(-1500);
         assert!(s.contains("timedatectl show -p NTP --value"));
         assert!(s.contains("n=$((n + -1500000000))"));
-        assert!(real_clock_set(1_700_000_000_123_456_789).ends_with("date -s @1700000000.123456789 >/dev/null\n"));
+        assert!(real_clock_set(1_700_000_000_123_456_789)
+            .ends_with("date -s @1700000000.123456789 >/dev/null\n"));
         assert!(real_clock_set(5).ends_with("date -s @0.000000005 >/dev/null\n"));
     }
 

@@ -44,7 +44,10 @@ async fn a_partition_cuts_exactly_the_grudged_pairs() {
         })
         .await;
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
-    assert_eq!(rec.value()["grudge"], serde_json::to_value(&grudge).unwrap());
+    assert_eq!(
+        rec.value()["grudge"],
+        serde_json::to_value(&grudge).unwrap()
+    );
     assert!(!lab.tcp_ok(0, 1, 7000).await, "n1 -> n2 must be cut");
     assert!(!lab.tcp_ok(1, 0, 7000).await, "n2 -> n1 must be cut");
     assert!(!lab.tcp_ok(2, 0, 7000).await, "n3 -> n1 must be cut");
@@ -78,7 +81,10 @@ async fn a_partition_cuts_exactly_the_grudged_pairs() {
         assert!(lab.tcp_ok(a, b, 7000).await, "after heal: {a} -> {b}");
     }
     // Healing twice is fine.
-    assert_eq!(nem.apply(&FaultOp::StopPartition).await.outcome, Outcome::Installed);
+    assert_eq!(
+        nem.apply(&FaultOp::StopPartition).await.outcome,
+        Outcome::Installed
+    );
     assert_clean(&lab).await;
 }
 
@@ -88,13 +94,23 @@ async fn every_shape_installs_on_five_nodes() {
     let (nem, _) = nemesis(&lab, Some("t12n2"));
     for shape in nemesis::grudge::ALL_SHAPES {
         let rec = nem
-            .apply(&FaultOp::StartPartition { shape, grudge: None })
+            .apply(&FaultOp::StartPartition {
+                shape,
+                grudge: None,
+            })
             .await;
-        assert_eq!(rec.outcome, Outcome::Installed, "{shape}: {:?}", rec.value());
+        assert_eq!(
+            rec.outcome,
+            Outcome::Installed,
+            "{shape}: {:?}",
+            rec.value()
+        );
         // The installed rules match the recorded grudge: count DROP rules per node.
         let grudge: Grudge = serde_json::from_value(rec.value()["grudge"].clone()).unwrap();
         for (i, name) in lab.names().iter().enumerate() {
-            let out = lab.on(i, "iptables -S FAULTLINE | grep -c -- '-j DROP' || true").await;
+            let out = lab
+                .on(i, "iptables -S FAULTLINE | grep -c -- '-j DROP' || true")
+                .await;
             let rules: usize = out.stdout_str().trim().parse().unwrap();
             assert_eq!(rules, grudge.drops(name).len(), "{shape} on {name}");
         }
@@ -120,9 +136,14 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
     for (name, want) in &offsets {
         let m = &rec.value()["measured"][name];
-        let got = m["offset_ms"].as_f64().unwrap_or_else(|| panic!("{name}: {m}"));
+        let got = m["offset_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name}: {m}"));
         let slack = m["uncertainty_ms"].as_f64().unwrap() + 100.0;
-        assert!((got - *want as f64).abs() <= slack, "{name}: measured {got} ms, wanted {want}");
+        assert!(
+            (got - *want as f64).abs() <= slack,
+            "{name}: measured {got} ms, wanted {want}"
+        );
     }
     // A program under libfaketime with the node's file sees the shift; plain date does not.
     let file = clock::faketime_file(&names[0]);
@@ -137,9 +158,16 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
         )
         .await;
     let shift: i64 = out.stdout_str().trim().parse().unwrap();
-    assert!((1_400..=1_700).contains(&shift), "faked date is {shift} ms ahead");
+    assert!(
+        (1_400..=1_700).contains(&shift),
+        "faked date is {shift} ms ahead"
+    );
     let residue = residue_with(&lab.nodes(), &Access::default()).await;
-    assert_eq!(residue.len(), 2, "both offset files are non-zero: {residue:?}");
+    assert_eq!(
+        residue.len(),
+        2,
+        "both offset files are non-zero: {residue:?}"
+    );
 
     // Strobe: the offset file flips while the loop runs.
     let rec = nem
@@ -165,10 +193,15 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
         )
         .await
         .stdout_str();
-    assert!(seen.contains("+3.000") && seen.contains("-3.000"), "strobe values seen: {seen}");
+    assert!(
+        seen.contains("+3.000") && seen.contains("-3.000"),
+        "strobe values seen: {seen}"
+    );
     let residue = residue_with(&lab.nodes(), &Access::default()).await;
     assert!(
-        residue.iter().any(|r| matches!(r.what, ResidueKind::ClockStrobe { .. })),
+        residue
+            .iter()
+            .any(|r| matches!(r.what, ResidueKind::ClockStrobe { .. })),
         "{residue:?}"
     );
 
@@ -182,7 +215,10 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
     for name in &names {
         let m = &rec.value()["measured"][name];
         let got = m["offset_ms"].as_f64().unwrap();
-        assert!(got.abs() <= m["uncertainty_ms"].as_f64().unwrap() + 100.0, "{name}: {got}");
+        assert!(
+            got.abs() <= m["uncertainty_ms"].as_f64().unwrap() + 100.0,
+            "{name}: {got}"
+        );
     }
     assert_clean(&lab).await;
 }
@@ -198,7 +234,14 @@ async fn pings(lab: &Lab, from: usize, to: usize, count: u32) -> u32 {
         .lines()
         .find(|l| l.contains("received"))
         .unwrap_or_else(|| panic!("no ping summary in {out:?}"));
-    line.split(',').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+    line.split(',')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 use nemesis::Remote;
@@ -224,7 +267,10 @@ async fn packet_loss_drops_packets_and_netem_is_never_a_silent_no_op() {
     eprintln!("50% loss: {got}/50 pings answered");
     // Binomial(50, 0.5) falls outside 10..=40 with probability about 2e-5.
     assert!((10..=40).contains(&got), "{got}/50 answered under 50% loss");
-    assert_eq!(nem.apply(&FaultOp::StopPacket).await.outcome, Outcome::Installed);
+    assert_eq!(
+        nem.apply(&FaultOp::StopPacket).await.outcome,
+        Outcome::Installed
+    );
     assert_eq!(pings(&lab, 0, 1, 50).await, 50);
 
     // Bandwidth: a tbf qdisc on the cluster interface, removed by stop-packet.
@@ -236,15 +282,26 @@ async fn packet_loss_drops_packets_and_netem_is_never_a_silent_no_op() {
         .await;
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
     let qd = lab.on(0, "tc qdisc show dev eth0").await.stdout_str();
-    assert!(qd.contains("qdisc tbf") && qd.contains("rate 1Mbit"), "{qd}");
+    assert!(
+        qd.contains("qdisc tbf") && qd.contains("rate 1Mbit"),
+        "{qd}"
+    );
     let residue = residue_with(&lab.nodes(), &Access::default()).await;
     assert_eq!(residue.len(), 1, "{residue:?}");
-    assert!(matches!(&residue[0].what, ResidueKind::Qdisc { dev, kind } if dev == "eth0" && kind == "tbf"));
-    assert_eq!(nem.apply(&FaultOp::StopPacket).await.outcome, Outcome::Installed);
+    assert!(
+        matches!(&residue[0].what, ResidueKind::Qdisc { dev, kind } if dev == "eth0" && kind == "tbf")
+    );
+    assert_eq!(
+        nem.apply(&FaultOp::StopPacket).await.outcome,
+        Outcome::Installed
+    );
 
     // Delay needs netem: installed where the kernel has it, a clear skip where it has not.
     let kernel_has_netem = lab
-        .on(1, "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root")
+        .on(
+            1,
+            "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root",
+        )
         .await
         .success();
     let rec = nem
@@ -258,7 +315,10 @@ async fn packet_loss_drops_packets_and_netem_is_never_a_silent_no_op() {
         .await;
     if kernel_has_netem {
         assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
-        assert_eq!(nem.apply(&FaultOp::StopPacket).await.outcome, Outcome::Installed);
+        assert_eq!(
+            nem.apply(&FaultOp::StopPacket).await.outcome,
+            Outcome::Installed
+        );
     } else {
         match &rec.outcome {
             Outcome::Skipped(reason) => {
@@ -280,16 +340,22 @@ async fn kill_and_pause_through_the_target_control() {
     let (nem, control) = nemesis(&lab, Some("t15n2"));
     let names = lab.names();
     for n in &names {
-        nemesis::TargetControl::start(control.as_ref(), n).await.unwrap();
-        assert_eq!(control.state(n).await, "S");
+        nemesis::TargetControl::start(control.as_ref(), n)
+            .await
+            .unwrap();
+        assert_running(&control, n, "started").await;
     }
     let before: Vec<String> = futures_pids(&control, &names).await;
 
-    let rec = nem.apply(&FaultOp::Kill { targets: Targets::Leader }).await;
+    let rec = nem
+        .apply(&FaultOp::Kill {
+            targets: Targets::Leader,
+        })
+        .await;
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
     assert_eq!(rec.value()["nodes"], serde_json::json!(["t15n2"]));
     assert_eq!(control.state("t15n2").await, "dead");
-    assert_eq!(control.state("t15n1").await, "S");
+    assert_running(&control, "t15n1", "not killed").await;
 
     let rec = nem
         .apply(&FaultOp::Kill {
@@ -303,7 +369,7 @@ async fn kill_and_pause_through_the_target_control() {
     assert_eq!(rec.value()["nodes"], serde_json::json!(["t15n1", "t15n2"]));
     let after = futures_pids(&control, &names).await;
     for (i, n) in names.iter().enumerate() {
-        assert_eq!(control.state(n).await, "S", "{n} runs again");
+        assert_running(&control, n, "restarted").await;
         if i < 2 {
             assert_ne!(before[i], after[i], "{n} is a new process");
         } else {
@@ -327,11 +393,19 @@ async fn kill_and_pause_through_the_target_control() {
     assert_eq!(residue[0].node, names[2]);
     let rec = nem.apply(&FaultOp::Resume).await;
     assert_eq!(rec.outcome, Outcome::Installed);
-    assert_eq!(control.state(&names[2]).await, "S");
+    assert_running(&control, &names[2], "resumed").await;
     assert_clean(&lab).await;
     for n in &names {
-        nemesis::TargetControl::kill(control.as_ref(), n).await.unwrap();
+        nemesis::TargetControl::kill(control.as_ref(), n)
+            .await
+            .unwrap();
     }
+}
+
+/// Running or sleeping: alive and not stopped.
+async fn assert_running(control: &SleepControl, node: &str, why: &str) {
+    let st = control.state(node).await;
+    assert!(st == "S" || st == "R", "{node}: state {st} ({why})");
 }
 
 async fn futures_pids(control: &SleepControl, names: &[String]) -> Vec<String> {
@@ -351,7 +425,9 @@ async fn heal_all_removes_everything_even_without_the_nemesis_that_installed_it(
         leader: None,
     });
     for n in &names {
-        nemesis::TargetControl::start(control.as_ref(), n).await.unwrap();
+        nemesis::TargetControl::start(control.as_ref(), n)
+            .await
+            .unwrap();
     }
     {
         let nem = Nemesis::new(lab.nodes(), control.clone(), NemesisConfig::default());
@@ -391,7 +467,13 @@ async fn heal_all_removes_everything_even_without_the_nemesis_that_installed_it(
         ];
         for op in &ops {
             let rec = nem.apply(op).await;
-            assert_eq!(rec.outcome, Outcome::Installed, "{}: {:?}", rec.f, rec.value());
+            assert_eq!(
+                rec.outcome,
+                Outcome::Installed,
+                "{}: {:?}",
+                rec.f,
+                rec.value()
+            );
         }
         // The nemesis goes away here, as if its controller died.
     }
@@ -419,12 +501,19 @@ async fn heal_all_removes_everything_even_without_the_nemesis_that_installed_it(
     };
     for round in 0..2 {
         let rec = heal_all(&lab.nodes(), Some(control.as_ref()), &opts).await;
-        assert_eq!(rec.outcome, Outcome::Installed, "round {round}: {:?}", rec.value());
+        assert_eq!(
+            rec.outcome,
+            Outcome::Installed,
+            "round {round}: {:?}",
+            rec.value()
+        );
         assert_clean(&lab).await;
     }
     for n in &names {
-        assert_eq!(control.state(n).await, "S", "{n} runs after heal");
-        nemesis::TargetControl::kill(control.as_ref(), n).await.unwrap();
+        assert_running(&control, n, "after heal").await;
+        nemesis::TargetControl::kill(control.as_ref(), n)
+            .await
+            .unwrap();
     }
     // Without any control (a fresh controller that only has the nodes), heal still works.
     let rec = heal_all(&lab.nodes(), None, &HealOptions::default()).await;
@@ -437,9 +526,12 @@ async fn a_seeded_schedule_runs_end_to_end() {
     let Some(lab) = Lab::new(17, 3) else { return };
     let (nem, control) = nemesis(&lab, Some("t17n1"));
     for n in &lab.names() {
-        nemesis::TargetControl::start(control.as_ref(), n).await.unwrap();
+        nemesis::TargetControl::start(control.as_ref(), n)
+            .await
+            .unwrap();
     }
-    let mut cfg = nemesis::ScheduleConfig::new(2024, lab.names(), nemesis::fault::ALL_KINDS.to_vec());
+    let mut cfg =
+        nemesis::ScheduleConfig::new(2024, lab.names(), nemesis::fault::ALL_KINDS.to_vec());
     cfg.interval = std::time::Duration::from_secs(1);
     cfg.duration = std::time::Duration::from_secs(40);
     let plan = nemesis::schedule(&cfg).unwrap();
@@ -464,6 +556,8 @@ async fn a_seeded_schedule_runs_end_to_end() {
     assert!(installed >= plan.len() / 2);
     assert_clean(&lab).await;
     for n in &lab.names() {
-        nemesis::TargetControl::kill(control.as_ref(), n).await.unwrap();
+        nemesis::TargetControl::kill(control.as_ref(), n)
+            .await
+            .unwrap();
     }
 }

@@ -16,7 +16,10 @@ use nemesis::control::{ControlError, TargetControl};
 use nemesis::remote::{Command, Output, Remote, RemoteError};
 
 fn sh(script: &str) -> std::io::Result<std::process::Output> {
-    std::process::Command::new("sh").arg("-c").arg(script).output()
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
 }
 
 fn must(script: &str) {
@@ -81,11 +84,14 @@ impl Remote for NsRemote {
         if let Some(bytes) = cmd.stdin.clone() {
             use tokio::io::AsyncWriteExt;
             let mut stdin = child.stdin.take().expect("piped stdin");
-            stdin.write_all(&bytes).await.map_err(|e| RemoteError::Channel {
-                node: self.name.clone(),
-                command: cmd.script.clone(),
-                cause: e.to_string(),
-            })?;
+            stdin
+                .write_all(&bytes)
+                .await
+                .map_err(|e| RemoteError::Channel {
+                    node: self.name.clone(),
+                    command: cmd.script.clone(),
+                    cause: e.to_string(),
+                })?;
         }
         match tokio::time::timeout(cmd.timeout, child.wait_with_output()).await {
             Err(_) => Err(RemoteError::Timeout {
@@ -113,10 +119,14 @@ impl Remote for NsRemote {
             quote(path),
             quote(path)
         );
-        self.run(Command::new(script).stdin(bytes.to_vec())).await.map(|_| ())
+        self.run(Command::new(script).stdin(bytes.to_vec()))
+            .await
+            .map(|_| ())
     }
     async fn download(&self, path: &str) -> Result<Vec<u8>, RemoteError> {
-        let out = self.exec(Command::new(format!("cat {}", quote(path)))).await?;
+        let out = self
+            .exec(Command::new(format!("cat {}", quote(path))))
+            .await?;
         if out.success() {
             Ok(out.stdout)
         } else {
@@ -150,8 +160,13 @@ impl Lab {
             return None;
         }
         for tool in ["ip", "nsenter", "unshare", "tini", "iptables", "tc"] {
-            if sh(&format!("command -v {tool}")).map(|o| !o.status.success()).unwrap_or(true) {
-                eprintln!("SKIPPED: needs {tool} (apt-get install iproute2 iptables tini util-linux)");
+            if sh(&format!("command -v {tool}"))
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+            {
+                eprintln!(
+                    "SKIPPED: needs {tool} (apt-get install iproute2 iptables tini util-linux)"
+                );
                 return None;
             }
         }
@@ -178,8 +193,18 @@ impl Lab {
                  ip netns exec {hub} ip link set {ns}b up"
             ));
             let holder = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "unshare", "--pid", "--mount", "--fork"])
-                .args(["--mount-proc", "--kill-child", "tini", "-s", "--", "sleep", "infinity"])
+                .args([
+                    "netns", "exec", &ns, "unshare", "--pid", "--mount", "--fork",
+                ])
+                .args([
+                    "--mount-proc",
+                    "--kill-child",
+                    "tini",
+                    "-s",
+                    "--",
+                    "sleep",
+                    "infinity",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -243,7 +268,9 @@ impl Lab {
     /// Whether node `from` can open a TCP connection to node `to` on `port`.
     pub async fn tcp_ok(&self, from: usize, to: usize, port: u16) -> bool {
         let host = self.remotes[to].host.clone();
-        self.on(from, &format!("nc -z -w 2 {host} {port}")).await.success()
+        self.on(from, &format!("nc -z -w 2 {host} {port}"))
+            .await
+            .success()
     }
 
     /// Starts a TCP listener on every node.
@@ -303,7 +330,10 @@ impl SleepControl {
     pub async fn state(&self, name: &str) -> String {
         let p = Self::pidfile(name);
         let out = self
-            .sh(name, &format!("ps -o stat= -p \"$(cat {p} 2>/dev/null)\" || true"))
+            .sh(
+                name,
+                &format!("ps -o stat= -p \"$(cat {p} 2>/dev/null)\" || true"),
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // A zombie (not yet reaped by the node's init) is dead too.
@@ -315,7 +345,11 @@ impl SleepControl {
 
     pub async fn pid(&self, name: &str) -> String {
         let p = Self::pidfile(name);
-        self.sh(name, &format!("cat {p}")).await.unwrap_or_default().trim().to_string()
+        self.sh(name, &format!("cat {p}"))
+            .await
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 }
 
@@ -348,13 +382,28 @@ impl TargetControl for SleepControl {
     }
     async fn pause(&self, node: &str) -> Result<(), ControlError> {
         let p = Self::pidfile(node);
-        self.sh(node, &format!("kill -STOP \"$(cat {p})\"")).await.map(|_| ())
+        // Signals are delivered asynchronously: return once the process is really stopped.
+        self.sh(
+            node,
+            &format!(
+                "pid=$(cat {p}); kill -STOP \"$pid\" || exit 1\n\
+                 while :; do case \"$(ps -o stat= -p \"$pid\")\" in T*) exit 0;; '') exit 1;; esac; sleep 0.01; done"
+            ),
+        )
+        .await
+        .map(|_| ())
     }
     async fn resume(&self, node: &str) -> Result<(), ControlError> {
         let p = Self::pidfile(node);
-        self.sh(node, &format!("if [ -f {p} ]; then kill -CONT \"$(cat {p})\" 2>/dev/null; fi; true"))
-            .await
-            .map(|_| ())
+        self.sh(
+            node,
+            &format!(
+                "[ -f {p} ] || exit 0; pid=$(cat {p}); kill -CONT \"$pid\" 2>/dev/null\n\
+                 while :; do case \"$(ps -o stat= -p \"$pid\")\" in T*) sleep 0.01;; *) exit 0;; esac; done"
+            ),
+        )
+        .await
+        .map(|_| ())
     }
     async fn leader(&self) -> Result<Option<String>, ControlError> {
         Ok(self.leader.clone())
