@@ -27,6 +27,26 @@ pub fn faketime_file(node: &str) -> String {
     format!("{CLOCK_DIR}/{node}.faketime")
 }
 
+/// Where each node's libfaketime offset file is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OffsetFiles {
+    /// [`faketime_file`]`(node)`, under [`CLOCK_DIR`]: right when nodes share a filesystem.
+    #[default]
+    PerNode,
+    /// The same path on every node, for nodes with their own filesystems (e.g. a lifecycle that
+    /// keeps the file in a node-private directory such as `/opt/faultline/run/faketime`).
+    Fixed(String),
+}
+
+impl OffsetFiles {
+    pub fn path(&self, node: &str) -> String {
+        match self {
+            OffsetFiles::PerNode => faketime_file(node),
+            OffsetFiles::Fixed(p) => p.clone(),
+        }
+    }
+}
+
 /// The pid file of a running strobe loop on `node`.
 pub fn strobe_pidfile(node: &str) -> String {
     format!("{CLOCK_DIR}/{node}.strobe.pid")
@@ -207,6 +227,13 @@ mod tests {
         let m = offset_from_reading(1_000_000_000, 2_510_000_000, 1_020_000_000);
         assert_eq!(m.offset_ms, 1500.0);
         assert_eq!(m.uncertainty_ms, 10.0);
+    }
+
+    #[test]
+    fn offset_file_layouts() {
+        assert_eq!(OffsetFiles::PerNode.path("n2"), faketime_file("n2"));
+        let fixed = OffsetFiles::Fixed("/opt/faultline/run/faketime".into());
+        assert_eq!(fixed.path("n2"), "/opt/faultline/run/faketime");
     }
 
     #[test]

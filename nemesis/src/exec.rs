@@ -24,13 +24,16 @@ impl NodeResult {
     }
 }
 
-/// Privilege and timeouts for commands the nemesis runs.
+/// How the nemesis acts on nodes: privilege, timeouts, and where the lifecycle keeps the
+/// libfaketime offset files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     /// Run scripts through `sudo -u root` (when the login user is not root).
     pub sudo: bool,
     /// Give up on one script after this long (the node's state is then unknown).
     pub timeout: Duration,
+    /// Where each node's offset file is (shared by the nemesis, heal and residue).
+    pub offset_files: crate::clock::OffsetFiles,
 }
 
 impl Default for Access {
@@ -38,6 +41,7 @@ impl Default for Access {
         Access {
             sudo: false,
             timeout: Duration::from_secs(30),
+            offset_files: crate::clock::OffsetFiles::PerNode,
         }
     }
 }

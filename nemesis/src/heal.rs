@@ -32,8 +32,8 @@ pub struct HealOptions {
 }
 
 /// The heal script for `node`: everything that needs no controller state.
-pub fn heal_script(node: &str, continue_stopped: bool) -> String {
-    let file = clock::faketime_file(node);
+pub fn heal_script(node: &str, offset_file: &str, continue_stopped: bool) -> String {
+    let file = offset_file;
     let mut s = String::new();
     s.push_str(&scripts::chain_remove(scripts::PARTITION_CHAIN));
     s.push_str(&scripts::chain_remove(scripts::LOSS_CHAIN));
@@ -41,8 +41,8 @@ pub fn heal_script(node: &str, continue_stopped: bool) -> String {
     s.push_str(&scripts::stop_detached(&clock::strobe_pidfile(node)));
     s.push_str(&format!(
         "if [ -f {} ]; then {}fi\n",
-        scripts::quote(&file),
-        scripts::write_file_atomically(&file, &clock::format_offset(0))
+        scripts::quote(file),
+        scripts::write_file_atomically(file, &clock::format_offset(0))
     ));
     if continue_stopped {
         s.push_str(&scripts::continue_stopped());
@@ -61,7 +61,13 @@ pub async fn heal_all(
     let mut problems: Vec<String> = Vec::new();
     let jobs = nodes
         .iter()
-        .map(|n| (n.clone(), heal_script(n.name(), opts.continue_stopped)))
+        .map(|n| {
+            let file = opts.access.offset_files.path(n.name());
+            (
+                n.clone(),
+                heal_script(n.name(), &file, opts.continue_stopped),
+            )
+        })
         .collect();
     for (node, r) in run_all(jobs, &opts.access).await {
         if !r.is_done() {
@@ -192,7 +198,7 @@ pub async fn residue_with(nodes: &[Arc<dyn Remote>], access: &Access) -> Vec<Res
             (
                 n.clone(),
                 scripts::residue_probe(
-                    &clock::faketime_file(n.name()),
+                    &access.offset_files.path(n.name()),
                     &clock::strobe_pidfile(n.name()),
                 ),
             )
@@ -252,7 +258,7 @@ mod tests {
 
     #[test]
     fn heal_script_removes_everything_ours() {
-        let s = heal_script("n2", true);
+        let s = heal_script("n2", &clock::faketime_file("n2"), true);
         for needle in [
             "iptables -w -X FAULTLINE 2>/dev/null",
             "iptables -w -X FAULTLINE-LOSS 2>/dev/null",
@@ -264,7 +270,7 @@ mod tests {
         ] {
             assert!(s.contains(needle), "heal script lacks {needle:?}:\n{s}");
         }
-        assert!(!heal_script("n2", false).contains("kill -CONT"));
+        assert!(!heal_script("n2", "/f", false).contains("kill -CONT"));
         assert!(!s.contains("set -e"), "heal must go on after a step fails");
     }
 }

@@ -19,7 +19,7 @@ pub mod remote;
 pub mod schedule;
 pub mod scripts;
 
-pub use clock::{faketime_env, faketime_file, ClockChange, ClockMechanism, CLOCK_DIR};
+pub use clock::{faketime_env, faketime_file, ClockChange, ClockMechanism, OffsetFiles, CLOCK_DIR};
 pub use control::{ControlError, TargetControl};
 pub use exec::Access;
 pub use fault::{FaultKind, FaultOp, PacketFault, TargetSpec, Targets};

@@ -338,7 +338,7 @@ impl Nemesis {
     fn set_offset_script(&self, node: &str, ms: i64) -> String {
         match self.cfg.clock {
             ClockMechanism::Faketime => scripts::write_file_atomically(
-                &clock::faketime_file(node),
+                &self.cfg.access.offset_files.path(node),
                 &clock::format_offset(ms),
             ),
             ClockMechanism::RealClock => {
@@ -388,7 +388,7 @@ impl Nemesis {
             };
             let set_fn = match self.cfg.clock {
                 ClockMechanism::Faketime => {
-                    scripts::strobe_set_faketime(&clock::faketime_file(name))
+                    scripts::strobe_set_faketime(&self.cfg.access.offset_files.path(name))
                 }
                 ClockMechanism::RealClock => scripts::strobe_set_real(),
             };
@@ -485,7 +485,9 @@ impl Nemesis {
             Err(e) => return Err(e.to_string()),
         }
         let script = match self.cfg.clock {
-            ClockMechanism::Faketime => scripts::faketime_date(&clock::faketime_file(name)),
+            ClockMechanism::Faketime => {
+                scripts::faketime_date(&self.cfg.access.offset_files.path(name))
+            }
             ClockMechanism::RealClock => "date +%s%N\n".to_string(),
         };
         let before = controller_now_ns();

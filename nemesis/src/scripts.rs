@@ -357,7 +357,7 @@ mod tests {
             stop_detached("/x.pid"),
             continue_stopped(),
             residue_probe(f, "/x.pid"),
-            crate::heal::heal_script("n1", true),
+            crate::heal::heal_script("n1", f, true),
         ] {
             assert_valid_sh(&s);
         }
