@@ -166,6 +166,27 @@ impl Nemesis {
         rec
     }
 
+    /// Applies `plan` in order, each operation at its time after `started`, handing every record
+    /// to `record` as soon as it exists. Stops at the first `indeterminate` outcome (a harness
+    /// failure: the caller should stop new operations, [`Nemesis::heal`], and exit non-zero).
+    /// To stop early, drop the future (e.g. in `tokio::select!`); then heal.
+    pub async fn run_schedule<F: FnMut(&FaultRecord)>(
+        &self,
+        plan: &[crate::schedule::Scheduled],
+        started: tokio::time::Instant,
+        mut record: F,
+    ) -> Result<(), FaultRecord> {
+        for step in plan {
+            tokio::time::sleep_until(started + step.at).await;
+            let rec = self.apply(&step.op).await;
+            record(&rec);
+            if rec.outcome.is_indeterminate() {
+                return Err(rec);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes every fault from every node, resumes paused and restarts killed servers.
     pub async fn heal(&self) -> FaultRecord {
         let restart: Vec<String> = {

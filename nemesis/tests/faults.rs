@@ -537,9 +537,16 @@ async fn a_seeded_schedule_runs_end_to_end() {
     let plan = nemesis::schedule(&cfg).unwrap();
     assert_eq!(plan.len(), 40);
     let mut installed = 0;
-    for step in &plan {
-        // Applied back to back: the point is every outcome, not the timing.
-        let rec = nem.apply(&step.op).await;
+    let mut records = Vec::new();
+    // Run as fast as possible (all times in the past): the point is every outcome, not timing.
+    let now = tokio::time::Instant::now();
+    let started = now.checked_sub(cfg.duration).unwrap_or(now);
+    nem.run_schedule(&plan, started, |r| records.push(r.clone()))
+        .await
+        .unwrap_or_else(|r| panic!("{}: {}", r.f, r.value()));
+    assert_eq!(records.len(), plan.len());
+    for (rec, step) in records.iter().zip(&plan) {
+        assert_eq!(rec.f, step.op.f());
         match &rec.outcome {
             Outcome::Installed => installed += 1,
             Outcome::Skipped(reason) => assert!(
