@@ -568,3 +568,41 @@ async fn a_seeded_schedule_runs_end_to_end() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_node_lost_mid_action_makes_the_outcome_indeterminate() {
+    let Some(mut lab) = Lab::new(18, 3) else {
+        return;
+    };
+    let (nem, _) = nemesis(&lab, None);
+    lab.crash_node(2);
+    let rec = nem
+        .apply(&FaultOp::StartPartition {
+            shape: Shape::Halves,
+            grudge: None,
+        })
+        .await;
+    match &rec.outcome {
+        Outcome::Indeterminate(reason) => {
+            assert!(reason.starts_with("t18n3: t18n3: unreachable"), "{reason}")
+        }
+        other => panic!("expected indeterminate, got {other:?}"),
+    }
+    let residue = residue_with(&lab.nodes(), &Access::default()).await;
+    assert!(
+        residue
+            .iter()
+            .any(|r| r.node == "t18n3" && matches!(r.what, ResidueKind::Unchecked { .. })),
+        "an unreachable node is never reported clean: {residue:?}"
+    );
+    // Healing what can be reached still works and says which node it could not heal.
+    let rec = heal_all(&lab.nodes(), None, &HealOptions::default()).await;
+    assert!(rec.outcome.is_indeterminate(), "{:?}", rec.value());
+    assert!(rec.outcome.reason().unwrap().contains("t18n3"));
+    let residue = residue_with(&lab.nodes(), &Access::default()).await;
+    assert_eq!(
+        residue.len(),
+        1,
+        "only the lost node is unchecked: {residue:?}"
+    );
+}

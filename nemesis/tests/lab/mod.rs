@@ -59,6 +59,13 @@ impl Remote for NsRemote {
         &self.host
     }
     async fn exec(&self, cmd: Command) -> Result<Output, RemoteError> {
+        if !init_alive(self.pid) {
+            return Err(RemoteError::Unreachable {
+                node: self.name.clone(),
+                addr: self.host.clone(),
+                cause: format!("the node's init (pid {}) is gone", self.pid),
+            });
+        }
         let script = match cmd.sudo_user.as_deref() {
             None | Some("root") => cmd.script.clone(),
             Some(user) => format!("exec runuser -u {user} -- sh -c {}", quote(&cmd.script)),
@@ -137,6 +144,18 @@ impl Remote for NsRemote {
                 stderr: out.stderr_str(),
             })
         }
+    }
+}
+
+/// Whether host pid `pid` is a live (not zombie) process.
+fn init_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X"),
+        Err(_) => false,
     }
 }
 
@@ -239,6 +258,20 @@ impl Lab {
             let _ = sh(&format!("ip netns del fnm{tag}n{i} 2>/dev/null"));
         }
         let _ = sh(&format!("ip netns del fnm{tag}h 2>/dev/null"));
+    }
+
+    /// Crashes node `i` as a whole (its PID namespace and everything in it), as a powered-off
+    /// machine: its remote then reports it unreachable.
+    pub fn crash_node(&mut self, i: usize) {
+        let _ = self.holders[i].kill();
+        let _ = self.holders[i].wait();
+        for _ in 0..500 {
+            if !init_alive(self.remotes[i].pid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("node {i} did not die");
     }
 
     /// The nodes as the nemesis takes them.
