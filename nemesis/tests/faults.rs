@@ -86,6 +86,32 @@ async fn a_partition_cuts_exactly_the_grudged_pairs() {
         Outcome::Installed
     );
     assert_clean(&lab).await;
+
+    // A grudge that would drop the controller's address is refused before anything is touched.
+    let guarded = Nemesis::new(
+        lab.nodes(),
+        Arc::new(SleepControl {
+            nodes: lab.remotes.clone(),
+            leader: None,
+        }),
+        NemesisConfig {
+            controller_addrs: vec![lab.node(1).host().to_string()],
+            ..NemesisConfig::default()
+        },
+    );
+    let rec = guarded
+        .apply(&FaultOp::StartPartition {
+            shape: Shape::One,
+            grudge: Some(grudge),
+        })
+        .await;
+    assert_eq!(
+        rec.outcome,
+        Outcome::Skipped(
+            "t11n2's address 10.231.11.2 is the controller's; refusing to drop it".into()
+        )
+    );
+    assert_clean(&lab).await;
 }
 
 #[tokio::test]
