@@ -240,12 +240,17 @@ async fn nemesis_against_raft_on_three_nodes() {
 
     // Isolate the leader: it cannot reach the others, they still reach each other, and the
     // controller still reaches everyone (these very commands run over SSH).
+    let t = std::time::Instant::now();
     let rec = nem
         .apply(&FaultOp::StartPartition {
             shape: Shape::IsolateLeader,
             grudge: None,
         })
         .await;
+    eprintln!(
+        "isolate-leader (leader lookup + 3 nodes) took {:?}",
+        t.elapsed()
+    );
     assert_eq!(rec.outcome, Outcome::Installed, "{}", rec.value());
     let li = names.iter().position(|n| *n == leader).unwrap();
     let others: Vec<usize> = (0..3).filter(|i| *i != li).collect();
@@ -335,6 +340,7 @@ async fn nemesis_against_raft_on_three_nodes() {
     );
 
     // Heal through a fresh call that knows only the nodes, the control and whom to restart.
+    let t = std::time::Instant::now();
     let rec = heal_all(
         &nodes,
         Some(control.as_ref()),
@@ -346,7 +352,10 @@ async fn nemesis_against_raft_on_three_nodes() {
     )
     .await;
     assert_eq!(rec.outcome, Outcome::Installed, "{}", rec.value());
+    eprintln!("heal_all (3 nodes, 1 restart) took {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     let residue = residue_with(&nodes, &access).await;
+    eprintln!("residue (3 nodes) took {:?}", t.elapsed());
     assert!(residue.is_empty(), "{residue:?}");
     for n in &nodes {
         assert!(
