@@ -71,7 +71,12 @@ fn message(stderr: &str) -> String {
 
 /// Runs `script` on `node` and classifies the result.
 pub async fn run_on(node: &dyn Remote, access: &Access, script: &str) -> NodeResult {
-    match node.exec(access.command(script)).await {
+    run_command(node, access.command(script)).await
+}
+
+/// Runs `cmd` on `node` and classifies the result.
+pub async fn run_command(node: &dyn Remote, cmd: Command) -> NodeResult {
+    match node.exec(cmd).await {
         Ok(out) if out.success() => NodeResult::Done(out.stdout_str()),
         Ok(out) if out.status == Some(EXIT_UNSUPPORTED) => {
             NodeResult::Unsupported(message(&out.stderr_str()))
@@ -93,11 +98,19 @@ pub async fn run_all(
     jobs: Vec<(Arc<dyn Remote>, String)>,
     access: &Access,
 ) -> Vec<(String, NodeResult)> {
+    let cmds = jobs
+        .into_iter()
+        .map(|(node, script)| (node, access.command(script)))
+        .collect();
+    run_commands(cmds).await
+}
+
+/// Runs each node's command concurrently; results in the order given.
+pub async fn run_commands(jobs: Vec<(Arc<dyn Remote>, Command)>) -> Vec<(String, NodeResult)> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, (node, script)) in jobs.into_iter().enumerate() {
-        let access = access.clone();
+    for (i, (node, cmd)) in jobs.into_iter().enumerate() {
         set.spawn(async move {
-            let r = run_on(node.as_ref(), &access, &script).await;
+            let r = run_command(node.as_ref(), cmd).await;
             (i, node.name().to_string(), r)
         });
     }

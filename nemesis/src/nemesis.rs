@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::clock::{self, controller_now_ns, offset_from_reading, ClockChange, ClockMechanism};
 use crate::control::{ControlError, TargetControl};
-use crate::exec::{run_all, run_on, Access, NodeResult};
+use crate::exec::{run_all, run_commands, run_on, Access, NodeResult};
 use crate::fault::{FaultOp, PacketFault, Targets};
 use crate::grudge::{Grudge, Shape};
 use crate::heal::{heal_all, HealOptions};
@@ -430,29 +430,16 @@ impl Nemesis {
             jobs.push((n.clone(), body, script));
         }
         // The loop body goes in through stdin, so it needs no second layer of quoting.
-        let mut set = tokio::task::JoinSet::new();
-        for (i, (node, body, script)) in jobs.into_iter().enumerate() {
-            let access = self.cfg.access.clone();
-            set.spawn(async move {
-                let cmd = access.command(script).stdin(body.into_bytes());
-                let r = match node.exec(cmd).await {
-                    Ok(o) if o.success() => NodeResult::Done(o.stdout_str()),
-                    Ok(o) if o.status == Some(scripts::EXIT_UNSUPPORTED) => {
-                        NodeResult::Unsupported(o.stderr_str().trim().to_string())
-                    }
-                    Ok(o) => NodeResult::Failed(o.stderr_str().trim().to_string()),
-                    Err(e) => NodeResult::Lost(e.to_string()),
-                };
-                (i, node.name().to_string(), r)
-            });
-        }
-        let mut results = Vec::new();
-        while let Some(Ok(x)) = set.join_next().await {
-            results.push(x);
-        }
-        results.sort_by_key(|x| x.0);
-        let results: Vec<(String, NodeResult)> =
-            results.into_iter().map(|(_, n, r)| (n, r)).collect();
+        let cmds = jobs
+            .into_iter()
+            .map(|(node, body, script)| {
+                (
+                    node,
+                    self.cfg.access.command(script).stdin(body.into_bytes()),
+                )
+            })
+            .collect();
+        let results = run_commands(cmds).await;
         FaultRecord {
             outcome: outcome_of(&results),
             ..rec
