@@ -4,5 +4,8 @@
 //! performs its effects. This crate never links harness code.
 pub mod kv;
 pub mod protocol;
+pub mod raft;
+pub mod runtime;
 pub mod sm;
 pub mod twopc;
+pub mod wal;

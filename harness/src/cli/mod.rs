@@ -2,6 +2,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod cluster;
 
 /// Documented exit codes (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +46,15 @@ pub struct Cli {
 pub enum Command {
     /// Check a history file for linearizability or transactional anomalies.
     Check(check::CheckArgs),
+    /// Bring up, inspect or tear down a local cluster of namespace nodes.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
 pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Cluster(args) => cluster::run(args),
     };
     match result {
         Ok(exit) => exit.into(),
