@@ -199,7 +199,10 @@ impl Etcd {
         };
         for node in nodes {
             let addr = self.client_addr(node.name()).ok_or_else(|| {
-                DbError::Config(format!("etcd members: node {} is not a member", node.name()))
+                DbError::Config(format!(
+                    "etcd members: node {} is not a member",
+                    node.name()
+                ))
             })?;
             let mut client = EtcdClient::new(
                 node.name(),
@@ -239,7 +242,12 @@ impl Etcd {
         )
     }
 
-    async fn root(&self, node: &dyn Remote, script: String, timeout: Duration) -> Result<String, DbError> {
+    async fn root(
+        &self,
+        node: &dyn Remote,
+        script: String,
+        timeout: Duration,
+    ) -> Result<String, DbError> {
         Ok(node
             .run(Command::new(script).sudo("root").timeout(timeout))
             .await?)
@@ -267,7 +275,10 @@ impl Etcd {
             Some(3) => Err(DbError::node(node, "etcd is not running")),
             status => Err(DbError::node(
                 node,
-                format!("kill -{sig} etcd failed ({status:?}): {}", out.stderr_str().trim()),
+                format!(
+                    "kill -{sig} etcd failed ({status:?}): {}",
+                    out.stderr_str().trim()
+                ),
             )),
         }
     }
@@ -282,7 +293,10 @@ impl Etcd {
         let target = format!("{dir}/etcd");
         let link = format!("ln -sfn {hash}/etcd {}", q(&self.path("bin/etcd")));
         let short = Duration::from_secs(30);
-        let check = format!("if test -x {t}; then {link}; echo cached; fi", t = q(&target));
+        let check = format!(
+            "if test -x {t}; then {link}; echo cached; fi",
+            t = q(&target)
+        );
         if self.root(node, check, short).await?.trim() == "cached" {
             return Ok(Installed::Cached);
         }
@@ -320,7 +334,12 @@ impl Database for Etcd {
             return self.install_upload(node, bytes, hash).await;
         }
         let check = format!("if test -x {APT_ETCD}; then echo cached; fi");
-        if self.root(node, check, Duration::from_secs(30)).await?.trim() == "cached" {
+        if self
+            .root(node, check, Duration::from_secs(30))
+            .await?
+            .trim()
+            == "cached"
+        {
             return Ok(Installed::Cached);
         }
         // Debian's package enables and starts etcd.service where systemd runs: take it down so
@@ -391,7 +410,10 @@ impl Database for Etcd {
         } else {
             Err(DbError::node(
                 node,
-                format!("etcd start failed: {}", out.stderr_str().trim().replace('\n', " | ")),
+                format!(
+                    "etcd start failed: {}",
+                    out.stderr_str().trim().replace('\n', " | ")
+                ),
             ))
         }
     }
@@ -454,12 +476,9 @@ impl Database for Etcd {
         let remote = self.log_file();
         let out = node
             .exec(
-                Command::new(format!(
-                    "test -f {r} || exit 3; cat -- {r}",
-                    r = q(&remote)
-                ))
-                .sudo("root")
-                .timeout(Duration::from_secs(120)),
+                Command::new(format!("test -f {r} || exit 3; cat -- {r}", r = q(&remote)))
+                    .sudo("root")
+                    .timeout(Duration::from_secs(120)),
             )
             .await?;
         match out.status {
@@ -491,7 +510,11 @@ impl Database for Etcd {
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
             prelude = self.prelude()
         );
-        Ok(self.root(node, script, Duration::from_secs(30)).await?.trim() == "yes")
+        Ok(self
+            .root(node, script, Duration::from_secs(30))
+            .await?
+            .trim()
+            == "yes")
     }
 
     fn faketime_file(&self) -> Option<String> {
@@ -537,16 +560,29 @@ mod tests {
              --initial-cluster-state=new --initial-cluster-token=faultline --heartbeat-interval=50"
         );
         assert_eq!(etcd.client_addr("n1").as_deref(), Some("10.0.0.1:2379"));
-        assert!(etcd.command_line("n3").unwrap_err().to_string().contains("n3"));
+        assert!(etcd
+            .command_line("n3")
+            .unwrap_err()
+            .to_string()
+            .contains("n3"));
         assert_eq!(etcd.faketime_file(), None);
-        assert!(etcd.clock_fault_unsupported().unwrap().contains("libfaketime"));
+        assert!(etcd
+            .clock_fault_unsupported()
+            .unwrap()
+            .contains("libfaketime"));
     }
 
     #[test]
     fn bad_configs_are_rejected_with_the_field_named() {
         let base = || EtcdConfig::new(members(&[("n1", "h1")]));
         let cases: Vec<(EtcdConfig, &str)> = vec![
-            (EtcdConfig { members: vec![], ..base() }, "members"),
+            (
+                EtcdConfig {
+                    members: vec![],
+                    ..base()
+                },
+                "members",
+            ),
             (
                 EtcdConfig {
                     members: members(&[("n1", "a"), ("n1", "b")]),
