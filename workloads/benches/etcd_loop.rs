@@ -12,6 +12,9 @@ use workloads::Invocation;
 
 const OPS: usize = 500;
 
+/// Builds the `i`-th invocation of one kind.
+type MakeOp = Box<dyn Fn(usize) -> Invocation>;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     if etcd_support::etcd_missing() {
@@ -19,7 +22,7 @@ async fn main() {
     }
     let members = etcd_support::cluster(3).await;
     let timeout = Duration::from_secs(10);
-    let kinds: Vec<(&str, ReadMode, Box<dyn Fn(usize) -> Invocation>)> = vec![
+    let kinds: Vec<(&str, ReadMode, MakeOp)> = vec![
         (
             "write",
             ReadMode::Linearizable,
