@@ -457,7 +457,6 @@ impl EtcdClient {
         if self.conn.is_none() {
             self.conn = Some(self.connect(&addr).await?);
         }
-        let conn = self.conn.as_mut().expect("connected above");
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, &addr)
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -467,11 +466,24 @@ impl EtcdClient {
             node: self.node.clone(),
             cause,
         };
-        let response = conn
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
+        let sender = &mut self.conn.as_mut().expect("connected above").sender;
+        let response = match sender.try_send_request(request).await {
+            Ok(r) => r,
+            Err(mut e) => match e.take_message() {
+                // hyper hands the request back when none of it was written (the connection
+                // closed while idle): send it on a fresh connection.
+                Some(request) => {
+                    self.conn = None;
+                    let conn = self.connect(&addr).await?;
+                    let conn = self.conn.insert(conn);
+                    conn.sender
+                        .send_request(request)
+                        .await
+                        .map_err(|e| lost(e.to_string()))?
+                }
+                None => return Err(lost(e.into_error().to_string())),
+            },
+        };
         let status = response.status().as_u16();
         let bytes = response
             .into_body()
