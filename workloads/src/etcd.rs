@@ -745,6 +745,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_modes_parse() {
+        assert_eq!("serializable".parse(), Ok(ReadMode::Serializable));
+        assert_eq!("linearizable".parse(), Ok(ReadMode::Linearizable));
+        assert!("stale".parse::<ReadMode>().unwrap_err().contains("stale"));
+    }
+
+    #[test]
     fn addresses() {
         assert_eq!(parse_addr("127.0.0.1:2379").unwrap(), "127.0.0.1:2379");
         assert_eq!(
