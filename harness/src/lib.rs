@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod db;
+pub mod doctor;
 pub mod inventory;
 pub mod ssh;

@@ -41,7 +41,11 @@ async fn three_nodes_over_ssh_then_nothing_left() {
         assert_eq!(lines[1], node.name, "/etc/hostname: {out}");
         assert_eq!(lines[2], "tini", "PID 1: {out}");
         assert_eq!(lines[3], "/root");
-        assert_eq!(lines[4].trim(), ".profile .ssh", "the node's own /root: {out}");
+        assert_eq!(
+            lines[4].trim(),
+            ".profile .ssh",
+            "the node's own /root: {out}"
+        );
         assert_eq!(&lines[5..], ["ok-n1", "ok-n2", "ok-n3"], "peers: {out}");
     }
 
@@ -52,10 +56,7 @@ async fn three_nodes_over_ssh_then_nothing_left() {
         ))
         .await
         .unwrap();
-    let on_n2 = nodes[1]
-        .exec(Command::new("pgrep -x sleep"))
-        .await
-        .unwrap();
+    let on_n2 = nodes[1].exec(Command::new("pgrep -x sleep")).await.unwrap();
     assert!(on_n2.stdout.is_empty(), "n2 sees n1's process");
 
     // Upload then download identical bytes on every node; /tmp is per node.
@@ -73,7 +74,11 @@ async fn three_nodes_over_ssh_then_nothing_left() {
     for (i, r) in results.into_iter().enumerate() {
         let got = r.unwrap_or_else(|e| panic!("{e}"));
         assert!(got == bytes, "n{} returned different bytes", i + 1);
-        let host_side = dir.join(format!("nodes/n{}/tmp/faultline-test/n{}.bin", i + 1, i + 1));
+        let host_side = dir.join(format!(
+            "nodes/n{}/tmp/faultline-test/n{}.bin",
+            i + 1,
+            i + 1
+        ));
         assert!(host_side.exists(), "{} missing", host_side.display());
     }
 
@@ -91,9 +96,15 @@ async fn three_nodes_over_ssh_then_nothing_left() {
     })
     .unwrap();
     assert_eq!(four.nodes().len(), 4);
-    assert_eq!(&four.nodes()[..3].iter().map(|n| n.pid).collect::<Vec<_>>(), &pids);
+    assert_eq!(
+        &four.nodes()[..3].iter().map(|n| n.pid).collect::<Vec<_>>(),
+        &pids
+    );
     let hosts = nodes[0].run(Command::new("cat /etc/hosts")).await.unwrap();
-    assert!(hosts.contains("10.77.31.14\tn4"), "n1 learns about n4: {hosts}");
+    assert!(
+        hosts.contains("10.77.31.14\tn4"),
+        "n1 learns about n4: {hosts}"
+    );
     let three = cluster::up(&cfg).unwrap();
     let names: BTreeSet<&str> = three.nodes().iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["n1", "n2", "n3"]));
@@ -122,4 +133,27 @@ fn bad_configuration_is_rejected_before_touching_the_host() {
     let err = cluster::up(&cfg).unwrap_err().to_string();
     assert!(err.contains("subnet"), "{err}");
     assert!(!std::path::Path::new("/nonexistent/faultline-test").exists());
+}
+
+#[test]
+fn without_root_up_fails_with_a_clear_message() {
+    let exe = env!("CARGO_BIN_EXE_faultline");
+    let dir = "/nonexistent/faultline-not-root";
+    let mut cmd = if cluster::is_root() {
+        // Drop to nobody for this one command.
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", exe]);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    let out = cmd
+        .args(["cluster", "up", "--nodes", "2", "--dir", dir])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!std::path::Path::new(dir).exists());
 }

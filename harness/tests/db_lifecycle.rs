@@ -29,7 +29,15 @@ fn server_binary() -> PathBuf {
     let own = profile_dir.join("faultline-server-build");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "-q", "-p", "targets", "--bin", "faultline-server", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "targets",
+            "--bin",
+            "faultline-server",
+            "--target-dir",
+        ])
         .arg(&own)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -75,7 +83,9 @@ async fn faultline_server_life_cycle_on_three_nodes() {
 
     // First install uploads, the second finds the same content and transfers nothing.
     let size = std::fs::metadata(&binary).unwrap().len();
-    let first = db::setup(db, &nodes).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = db::setup(db, &nodes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first, vec![Installed::Uploaded { bytes: size }; 3]);
     let again = db::on_all(&nodes, |n| db.install(n)).await.unwrap();
     assert_eq!(again, vec![Installed::Cached; 3]);
@@ -99,16 +109,24 @@ async fn faultline_server_life_cycle_on_three_nodes() {
                 db::FAKETIME_LIB
             )
         );
-        assert_eq!(sh(n.as_ref(), "cat /opt/faultline/run/faketime").await, "+0");
+        assert_eq!(
+            sh(n.as_ref(), "cat /opt/faultline/run/faketime").await,
+            "+0"
+        );
         // The controller reaches each server at its client address.
         let addr = db.client_addr(n.name()).unwrap();
         std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
     }
-    assert_eq!(db.faketime_file().as_deref(), Some("/opt/faultline/run/faketime"));
+    assert_eq!(
+        db.faketime_file().as_deref(),
+        Some("/opt/faultline/run/faketime")
+    );
 
     // Pause and resume: the process is stopped (state T), still "running", then runs again.
     let n1 = nodes[0].as_ref();
-    let state = |n: &'static str| format!("sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' /proc/$({n})/status");
+    let state = |n: &'static str| {
+        format!("sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' /proc/$({n})/status")
+    };
     db.pause(n1).await.unwrap();
     assert_eq!(sh(n1, &state(PID)).await, "T");
     assert!(db.is_running(n1).await.unwrap());
@@ -120,11 +138,20 @@ async fn faultline_server_life_cycle_on_three_nodes() {
     let old = sh(n2, PID).await;
     db.kill(n2).await.unwrap();
     assert!(!db.is_running(n2).await.unwrap());
-    assert_eq!(sh(n2, &format!("test -e /proc/{old} && echo alive || echo gone")).await, "gone");
+    assert_eq!(
+        sh(
+            n2,
+            &format!("test -e /proc/{old} && echo alive || echo gone")
+        )
+        .await,
+        "gone"
+    );
     db.kill(n2).await.expect("killing a dead server is a no-op");
     let err = db.pause(n2).await.unwrap_err().to_string();
     assert!(err.contains("n2") && err.contains("not running"), "{err}");
-    db.resume(n2).await.expect("resume of a dead server is a no-op");
+    db.resume(n2)
+        .await
+        .expect("resume of a dead server is a no-op");
     let err = db.wipe(n1).await.unwrap_err().to_string();
     assert!(err.contains("n1") && err.contains("running"), "{err}");
     db.start(n2).await.unwrap();
@@ -136,8 +163,12 @@ async fn faultline_server_life_cycle_on_three_nodes() {
     db::teardown(db, &nodes, Some(&logs)).await.unwrap();
     for n in &nodes {
         assert!(!db.is_running(n.as_ref()).await.unwrap());
-        let log = logs.join("nodes").join(n.name()).join("faultline-server.log");
-        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let log = logs
+            .join("nodes")
+            .join(n.name())
+            .join("faultline-server.log");
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         assert!(!text.is_empty(), "{} is empty", log.display());
         db.wipe(n.as_ref()).await.unwrap();
         assert_eq!(
@@ -146,7 +177,10 @@ async fn faultline_server_life_cycle_on_three_nodes() {
         );
     }
     // The binary stays installed after a wipe.
-    assert_eq!(db::on_all(&nodes, |n| db.install(n)).await.unwrap(), vec![Installed::Cached; 3]);
+    assert_eq!(
+        db::on_all(&nodes, |n| db.install(n)).await.unwrap(),
+        vec![Installed::Cached; 3]
+    );
 
     // Leave a server running: taking the cluster down must take it along.
     db.configure(n1).await.unwrap();

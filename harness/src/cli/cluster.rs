@@ -96,7 +96,10 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<Exit> {
         }
         ClusterAction::Status { dir } => {
             let rows = cluster::status(&dir.path()).map_err(classify)?;
-            println!("{:<6} {:<15} {:>9}  reachable", "node", "address", "sshd pid");
+            println!(
+                "{:<6} {:<15} {:>9}  reachable",
+                "node", "address", "sshd pid"
+            );
             let mut all = true;
             for r in &rows {
                 let pid = r.sshd_pid.map_or("-".to_string(), |p| p.to_string());

@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod cluster;
+pub mod doctor;
 
 /// Documented exit codes (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Bring up, inspect or tear down a local cluster of namespace nodes.
     Cluster(cluster::ClusterArgs),
+    /// Check what works on each node and what will be skipped; find leftovers of earlier runs.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -78,7 +78,9 @@ pub(super) fn ensure_packages(install: bool) -> Result<(), ClusterError> {
         return Err(ClusterError::MissingPackages(missing.join(" ")));
     }
     let args = missing.join(" ");
-    eprintln!("faultline: installing missing packages: apt-get install -y --no-install-recommends {args}");
+    eprintln!(
+        "faultline: installing missing packages: apt-get install -y --no-install-recommends {args}"
+    );
     if let Err(e) = run(Command::new("apt-get")
         .args(["install", "-y", "--no-install-recommends"])
         .args(&missing)
@@ -112,13 +114,7 @@ pub(super) fn ensure_bridge(bridge: &str, controller: &str) -> Result<(), Cluste
     }
     let addrs = run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]))?;
     if !addrs.contains(&format!("inet {controller}/24")) {
-        run(Command::new("ip").args([
-            "addr",
-            "add",
-            &format!("{controller}/24"),
-            "dev",
-            bridge,
-        ]))?;
+        run(Command::new("ip").args(["addr", "add", &format!("{controller}/24"), "dev", bridge]))?;
     }
     run(Command::new("ip").args(["link", "set", bridge, "up"]))?;
     Ok(())
@@ -330,7 +326,9 @@ fn sshd_pids(dir: &Path, node: &NodeState) -> Vec<u32> {
                 continue;
             };
             if let Some(c) = cmdline(pid) {
-                if (c.starts_with("/usr/sbin/sshd") || c.starts_with("sshd:")) && c.contains(&needle) {
+                if (c.starts_with("/usr/sbin/sshd") || c.starts_with("sshd:"))
+                    && c.contains(&needle)
+                {
                     pids.push(pid);
                 }
             }

@@ -82,10 +82,15 @@ impl ClusterConfig {
     fn validate(&self) -> Result<(), ClusterError> {
         let bad = |what: &str, why: String| Err(ClusterError::BadConfig(format!("{what}: {why}")));
         if self.nodes == 0 || self.nodes > 200 {
-            return bad("--nodes", format!("{} is not between 1 and 200", self.nodes));
+            return bad(
+                "--nodes",
+                format!("{} is not between 1 and 200", self.nodes),
+            );
         }
         let name_ok = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         };
         if !name_ok(&self.tag) || self.tag.len() > 8 {
             return bad(

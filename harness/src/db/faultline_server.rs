@@ -260,9 +260,9 @@ impl FaultlineServer {
     async fn root(&self, node: &dyn Remote, script: String) -> Result<String, DbError> {
         Ok(node
             .run(
-                Command::new(script)
-                    .sudo("root")
-                    .timeout(self.cfg.start_timeout + self.cfg.stop_grace + Duration::from_secs(20)),
+                Command::new(script).sudo("root").timeout(
+                    self.cfg.start_timeout + self.cfg.stop_grace + Duration::from_secs(20),
+                ),
             )
             .await?)
     }
@@ -317,7 +317,10 @@ impl Database for FaultlineServer {
                     "ln -sfn {hash}/{SERVER} {link}",
                     link = q(&self.path("bin/faultline-server"))
                 );
-                let check = format!("if test -x {t}; then {link}; echo cached; fi", t = q(&target));
+                let check = format!(
+                    "if test -x {t}; then {link}; echo cached; fi",
+                    t = q(&target)
+                );
                 if self.root(node, check).await?.trim() == "cached" {
                     return Ok(Installed::Cached);
                 }
@@ -441,7 +444,10 @@ impl Database for FaultlineServer {
         } else {
             Err(DbError::node(
                 node,
-                format!("start failed: {}", out.stderr_str().trim().replace('\n', " | ")),
+                format!(
+                    "start failed: {}",
+                    out.stderr_str().trim().replace('\n', " | ")
+                ),
             ))
         }
     }

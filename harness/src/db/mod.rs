@@ -103,7 +103,10 @@ where
 }
 
 /// Install, configure and start on every node in parallel (each node's steps in order).
-pub async fn setup(db: &dyn Database, nodes: &[Arc<dyn Remote>]) -> Result<Vec<Installed>, DbError> {
+pub async fn setup(
+    db: &dyn Database,
+    nodes: &[Arc<dyn Remote>],
+) -> Result<Vec<Installed>, DbError> {
     on_all(nodes, |n| async move {
         let installed = db.install(n).await?;
         db.configure(n).await?;
