@@ -113,8 +113,14 @@ async fn etcd_life_cycle_on_three_nodes() {
     let r = dead.invoke(&read(1)).await;
     assert_eq!(r.kind, OpType::Fail);
     assert!(r.error.unwrap().starts_with("connect-failed"));
+    // If n2 led, n1 and n3 elect a new leader first.
+    let survivors = [nodes[0].clone(), nodes[2].clone()];
+    etcd.wait_healthy(&survivors, HEALTHY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut c3 = client(&etcd, "n3", Duration::from_secs(10));
-    assert_eq!(c3.invoke(&write(1, 12)).await.kind, OpType::Ok);
+    let w = c3.invoke(&write(1, 12)).await;
+    assert_eq!(w.kind, OpType::Ok, "{:?}", w.error);
     let err = db.pause(n2).await.unwrap_err().to_string();
     assert!(err.contains("n2") && err.contains("not running"), "{err}");
     db.resume(n2)

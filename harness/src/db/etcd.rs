@@ -231,12 +231,16 @@ impl Etcd {
         Ok(())
     }
 
-    /// `alive PID` holds for a live (non-zombie) etcd started by us.
+    /// `alive PID` holds for a live (non-zombie) etcd started by us. The command line reads empty
+    /// while the process is between fork and exec (or inside an exec), which counts as alive:
+    /// `start` checks right after forking.
     fn prelude(&self) -> String {
         format!(
             "pidf={pidf}\n\
              alive() {{ s=$(cat /proc/$1/stat 2>/dev/null) || return 1; s=${{s##*) }}; \
-             case $s in Z*|X*) return 1;; esac; grep -qa etcd /proc/$1/cmdline 2>/dev/null; }}\n\
+             case $s in Z*|X*) return 1;; esac; \
+             c=$(tr -d '\\000' < /proc/$1/cmdline 2>/dev/null) || return 1; \
+             case $c in ''|*etcd*) return 0;; esac; return 1; }}\n\
              pid=$(cat \"$pidf\" 2>/dev/null || true)\n",
             pidf = q(&self.pid_file()),
         )
