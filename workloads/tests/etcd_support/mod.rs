@@ -79,8 +79,25 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts an `n`-member cluster and waits until every member answers a linearizable read.
+/// Starts an `n`-member cluster and waits until every member answers a linearizable read. The
+/// free ports are picked before etcd binds them, so another process may take one meanwhile: a
+/// cluster whose member exits at once is started again on fresh ports.
 pub async fn cluster(n: usize) -> Vec<Member> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let mut members = spawn_cluster(n);
+        match await_ready(&mut members).await {
+            Ok(()) => return members,
+            Err((why, exited)) if exited && attempt < ATTEMPTS => {
+                eprintln!("etcd cluster attempt {attempt} failed, retrying on new ports: {why}");
+            }
+            Err((why, _)) => panic!("{why}"),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+fn spawn_cluster(n: usize) -> Vec<Member> {
     static RUN: AtomicU32 = AtomicU32::new(0);
     let run = format!(
         "fl-etcd-{}-{}",
@@ -122,8 +139,14 @@ pub async fn cluster(n: usize) -> Vec<Member> {
             child: Some(child),
         });
     }
-    for m in &members {
-        let mut c = m.client(Duration::from_secs(2), ReadMode::Linearizable);
+    members
+}
+
+/// Waits (up to ~30 s per member) for a linearizable read on every member; on failure, says why
+/// and whether some member process exited.
+async fn await_ready(members: &mut [Member]) -> Result<(), (String, bool)> {
+    for i in 0..members.len() {
+        let mut c = members[i].client(Duration::from_secs(2), ReadMode::Linearizable);
         let mut last = None;
         for _ in 0..300 {
             let done = c.invoke(&read(0)).await;
@@ -132,13 +155,26 @@ pub async fn cluster(n: usize) -> Vec<Member> {
                 break;
             }
             last = done.error;
+            let exited = members.iter_mut().position(|m| {
+                m.child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+            });
+            if let Some(j) = exited {
+                let m = &members[j];
+                return Err((format!("{} exited:\n{}", m.name, m.log_tail()), true));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if let Some(e) = last {
-            panic!("{} never served a read: {e}\n{}", m.name, m.log_tail());
+            let m = &members[i];
+            return Err((
+                format!("{} never served a read: {e}\n{}", m.name, m.log_tail()),
+                false,
+            ));
         }
     }
-    members
+    Ok(())
 }
 
 /// A register read of key `k`.
