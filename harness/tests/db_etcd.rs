@@ -10,7 +10,7 @@ use std::time::Duration;
 use checkers::history::OpType;
 use cluster_support::{assert_no_residue, config, connect, root_or_skip, Guard};
 use harness::cluster;
-use harness::db::{self, members_of, Database, Etcd, EtcdConfig, Installed};
+use harness::db::{self, members_of, Database, Etcd, EtcdBinary, EtcdConfig, Installed};
 use nemesis::{Command, Remote};
 use serde_json::json;
 use workloads::etcd::{EtcdClient, ReadMode};
@@ -165,5 +165,50 @@ async fn etcd_life_cycle_on_three_nodes() {
     cluster::down(&dir).unwrap();
     assert_no_residue(&cfg, &dir);
     let _ = std::fs::remove_dir_all(&logs);
+    drop(guard);
+}
+
+/// An etcd binary from the controller: uploaded once per content, cached afterwards, and the
+/// members it runs form a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_etcd_binary_is_cached_and_runs() {
+    if !root_or_skip("uploaded_etcd_binary_is_cached_and_runs") {
+        return;
+    }
+    if !Path::new("/usr/bin/etcd").exists() {
+        eprintln!("SKIPPED: /usr/bin/etcd is missing (apt-get install etcd-server)");
+        return;
+    }
+    let cfg = config("fleu", 42, 3);
+    let (guard, c) = Guard::up(cfg.clone());
+    let dir = c.dir().to_path_buf();
+    let nodes = connect(&c).await;
+    let etcd = Etcd::new(EtcdConfig {
+        binary: EtcdBinary::Local("/usr/bin/etcd".into()),
+        ..EtcdConfig::new(members_of(&nodes))
+    })
+    .unwrap();
+    let db: &dyn Database = &etcd;
+    let size = std::fs::metadata("/usr/bin/etcd").unwrap().len();
+    let first = db::setup(db, &nodes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, vec![Installed::Uploaded { bytes: size }; 3]);
+    let again = db::on_all(&nodes, |n| db.install(n)).await.unwrap();
+    assert_eq!(again, vec![Installed::Cached; 3]);
+    etcd.wait_healthy(&nodes, HEALTHY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for n in &nodes {
+        let exe = sh(n.as_ref(), &format!("readlink -f /proc/$({PID})/exe")).await;
+        assert!(exe.starts_with("/opt/faultline/etcd/bin/"), "{exe}");
+    }
+    let mut c2 = client(&etcd, "n2", Duration::from_secs(10));
+    let w = c2.invoke(&write(7, 1)).await;
+    assert_eq!(w.kind, OpType::Ok, "{:?}", w.error);
+    db::teardown(db, &nodes, None).await.unwrap();
+    drop(nodes);
+    cluster::down(&dir).unwrap();
+    assert_no_residue(&cfg, &dir);
     drop(guard);
 }
