@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use nemesis::{Remote, RemoteError};
 
+mod etcd;
 mod faultline_server;
 
+pub use etcd::{Etcd, EtcdBinary, EtcdConfig, CLOCK_FAULT_REASON};
 pub use faultline_server::{members_of, BinarySource, FaultlineServer, Protocol, ServerConfig};
 
 /// libfaketime as Debian installs it (package `libfaketime`).
@@ -81,6 +83,11 @@ pub trait Database: Send + Sync {
     /// The file the nemesis rewrites to shift this node's clock (libfaketime), when clock faults
     /// are enabled for this database.
     fn faketime_file(&self) -> Option<String>;
+    /// Why libfaketime clock faults cannot reach this database (e.g. a Go program reads the clock
+    /// without libc); the runner then reports clock faults as `skipped` with this reason.
+    fn clock_fault_unsupported(&self) -> Option<String> {
+        None
+    }
     /// The address clients use to reach the database on `node`.
     fn client_addr(&self, node: &str) -> Option<String>;
 }
