@@ -1,6 +1,6 @@
 //! A generated 1,000,000-operation cas-register history over 1,000 keys with 20 concurrent
 //! processes and some `info` ops: times reading it (JSON lines) and checking it, and reports
-//! peak memory (VmHWM). `cargo bench -p checkers --bench big_history [-- OPS]`.
+//! peak memory (VmHWM). `cargo bench -p checkers --bench big_history [-- OPS [INFO_PER_MILLE [KEYS]]]`.
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -12,7 +12,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-const KEYS: u64 = 1000;
 const PROCESSES: usize = 20;
 /// Ops take 1..=MAX_LEN ticks; each takes effect at a random tick inside its interval.
 const MAX_LEN: usize = 20;
@@ -29,9 +28,9 @@ struct Pending {
 }
 
 /// Simulates 20 clients against a linearizable store, tick by tick.
-fn generate(ops: usize, seed: u64) -> Vec<Op> {
+fn generate(ops: usize, info_per_mille: u32, keys: u64, seed: u64) -> Vec<Op> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut state = vec![Value::Null; KEYS as usize];
+    let mut state = vec![Value::Null; keys as usize];
     let mut pending: Vec<Pending> = Vec::new();
     // Per future tick: ops taking effect, ops completing.
     let mut effects: VecDeque<Vec<usize>> = (0..=MAX_LEN).map(|_| Vec::new()).collect();
@@ -58,7 +57,7 @@ fn generate(ops: usize, seed: u64) -> Vec<Op> {
         // Idle processes invoke.
         while invoked < ops {
             let Some(process) = idle.pop() else { break };
-            let key = rng.random_range(0..KEYS);
+            let key = rng.random_range(0..keys);
             let (f, arg) = match rng.random_range(0..10) {
                 0..=4 => ("read", Value::Null),
                 5..=7 => ("write", json!(rng.random_range(0..5))),
@@ -69,7 +68,7 @@ fn generate(ops: usize, seed: u64) -> Vec<Op> {
             };
             let len = rng.random_range(1..=MAX_LEN);
             let at = rng.random_range(0..len);
-            let info = rng.random_ratio(1, 200);
+            let info = rng.random_ratio(info_per_mille, 1000);
             let applies = !info || rng.random_bool(0.5);
             let id = pending.len();
             pending.push(Pending {
@@ -143,19 +142,24 @@ fn vm_hwm() -> String {
 }
 
 fn main() {
-    let ops: usize = std::env::args()
+    // Arguments: [OPS [INFO_PER_MILLE [KEYS]]]; defaults 1,000,000, 5 (0.5% of ops end in
+    // info) and 1,000.
+    let numbers: Vec<usize> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let ops = numbers.first().copied().unwrap_or(1_000_000);
+    let info_per_mille = numbers.get(1).copied().unwrap_or(5) as u32;
+    let keys = numbers.get(2).copied().unwrap_or(1000) as u64;
     let t = Instant::now();
-    let ops_vec = generate(ops, 7);
+    let ops_vec = generate(ops, info_per_mille, keys, 7);
     let infos = ops_vec.iter().filter(|o| o.kind == OpType::Info).count();
     let entries = ops_vec.len();
     let mut jsonl = Vec::new();
     write_jsonl(&mut jsonl, &ops_vec).unwrap();
     drop(ops_vec);
     println!(
-        "generated {ops} operations ({entries} entries, {infos} info, {KEYS} keys, {PROCESSES} processes) as {} MB of JSON lines in {:.2} s",
+        "generated {ops} operations ({entries} entries, {infos} info, {keys} keys, {PROCESSES} processes) as {} MB of JSON lines in {:.2} s",
         jsonl.len() >> 20,
         t.elapsed().as_secs_f64()
     );

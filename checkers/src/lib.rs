@@ -13,3 +13,4 @@ pub mod txn;
 pub mod verdict;
 
 pub use history::{History, Op, OpType, Process, Value};
+pub use verdict::Verdict;

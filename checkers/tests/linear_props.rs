@@ -313,14 +313,35 @@ proptest! {
         let h = sequential_history(model, &specs);
         let r = check(&h, model, &Limits::default()).unwrap();
         prop_assert_eq!(r.verdict, Verdict::Valid, "{}\n{:#?}", r, h.ops);
+        let fingerprints = Limits { exact_memo_max_ops: 0, ..Limits::default() };
+        let r = check(&h, model, &fingerprints).unwrap();
+        prop_assert_eq!(r.verdict, Verdict::Valid, "fingerprint memo: {}\n{:#?}", r, h.ops);
     }
 
     #[test]
     fn checker_agrees_with_brute_force(model in model(), specs in prop::collection::vec(spec(), 0..7)) {
         let h = random_history(model, &specs);
-        let r = check(&h, model, &Limits::default()).unwrap();
         let want = if brute_force(model, &h) { Verdict::Valid } else { Verdict::Invalid };
+        let r = check(&h, model, &Limits::default()).unwrap();
         prop_assert_eq!(r.verdict, want, "{}\n{:#?}", r, h.ops);
+        if let Some(ce) = &r.counterexample {
+            // The reported prefix is itself a legal sequential run of the key's object.
+            let mut state = initial(model);
+            for op in &ce.prefix {
+                let stepped = apply(model, &op.f, &op.value, &state);
+                prop_assert!(stepped.is_some(), "prefix op cannot run: {}\n{}", op, r);
+                let (next, result) = stepped.unwrap();
+                if let Some(seen) = &op.result {
+                    prop_assert_eq!(seen, &result, "prefix op result differs: {}\n{}", op, r);
+                }
+                state = next;
+            }
+            prop_assert!(ce.states.contains(&state) || ce.more_states, "{}", r);
+        }
+        // The fingerprint memo (used for keys with over 1,024 ops) must agree too.
+        let fingerprints = Limits { exact_memo_max_ops: 0, ..Limits::default() };
+        let r = check(&h, model, &fingerprints).unwrap();
+        prop_assert_eq!(r.verdict, want, "fingerprint memo: {}\n{:#?}", r, h.ops);
     }
 }
 

@@ -12,14 +12,24 @@ fn all_porcupine_fixtures_match_expected_verdicts() {
     for fx in fixtures::all() {
         let file = std::fs::File::open(&fx.path).expect("open fixture");
         let h = read_history(file, &fx.file, fx.format).expect("fixture parses");
-        let r = check(&h, fx.model, &Limits::default()).expect("fixture checks");
         let want = if fx.linearizable {
             Verdict::Valid
         } else {
             Verdict::Invalid
         };
-        if r.verdict != want {
-            wrong.push(format!("{}: expected {want}, got {r}", fx.file));
+        // Exact memo (the default for keys this small) and fingerprint memo.
+        for exact_memo_max_ops in [usize::MAX, 0] {
+            let limits = Limits {
+                exact_memo_max_ops,
+                ..Limits::default()
+            };
+            let r = check(&h, fx.model, &limits).expect("fixture checks");
+            if r.verdict != want {
+                wrong.push(format!(
+                    "{} (exact_memo_max_ops {exact_memo_max_ops}): expected {want}, got {r}",
+                    fx.file
+                ));
+            }
         }
     }
     assert!(

@@ -2,3 +2,8 @@
 //! subcommands of the `faultline` binary. It performs IO; the decisions it records are
 //! checked by the pure `checkers` crate.
 pub mod cli;
+pub mod cluster;
+pub mod db;
+pub mod doctor;
+pub mod inventory;
+pub mod ssh;

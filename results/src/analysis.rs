@@ -38,23 +38,14 @@ pub enum CheckerOutput {
     Set(set::Report),
 }
 
-/// The same outcome in the shared verdict type (the transactional checkers have their own).
-pub fn verdict_of_txn(v: txn::Verdict) -> Verdict {
-    match v {
-        txn::Verdict::Valid => Verdict::Valid,
-        txn::Verdict::Invalid => Verdict::Invalid,
-        txn::Verdict::Unknown => Verdict::Unknown,
-    }
-}
-
 impl CheckerOutput {
     /// The verdict this output carries.
     pub fn verdict(&self) -> Verdict {
         match self {
             CheckerOutput::Linear(r) => r.verdict,
-            CheckerOutput::Txn(r) => verdict_of_txn(r.verdict),
-            CheckerOutput::Bank(r) => verdict_of_txn(r.verdict),
-            CheckerOutput::Set(r) => verdict_of_txn(r.verdict),
+            CheckerOutput::Txn(r) => r.verdict,
+            CheckerOutput::Bank(r) => r.verdict,
+            CheckerOutput::Set(r) => r.verdict,
         }
     }
 

@@ -725,7 +725,7 @@ impl Page {
 
 fn txn_summary(r: &txn::Report) -> String {
     match r.verdict {
-        txn::Verdict::Valid => format!(
+        Verdict::Valid => format!(
             "No anomaly: consistent with {}.",
             r.consistency_model.name()
         ),

@@ -6,6 +6,7 @@
 //! a connection lost after sending, or an indefinite error -> `info` (except for read-only operations,
 //! which cannot have taken effect and so `fail`).
 pub mod bundled;
+pub mod etcd;
 pub mod gen;
 
 pub use gen::{Generator, Invocation, WorkloadKind, WorkloadOptions};

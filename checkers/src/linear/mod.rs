@@ -40,6 +40,9 @@ pub struct Limits {
     /// Cap on the memory of the memo tables, summed over keys checked at the same time.
     /// Reaching it makes the verdict `Unknown` instead of exhausting memory.
     pub max_cache_bytes: usize,
+    /// Keys with more operations than this remember search configurations by a 128-bit
+    /// fingerprint (24 bytes each) instead of an exact bitset (one bit per operation of the key).
+    pub exact_memo_max_ops: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
         Limits {
             time: None,
             max_cache_bytes: 1 << 30,
+            exact_memo_max_ops: 1024,
         }
     }
 }
@@ -100,6 +104,7 @@ pub fn check(history: &History, model: Model, limits: &Limits) -> Result<LinResu
         cancel: AtomicBool::new(false),
         cache_bytes: AtomicUsize::new(0),
         max_cache_bytes: limits.max_cache_bytes,
+        exact_memo_max_ops: limits.exact_memo_max_ops,
     };
     let outcomes = search_all(&mut partitions, &shared);
 
@@ -144,13 +149,13 @@ pub fn check(history: &History, model: Model, limits: &Limits) -> Result<LinResu
 /// step budgets, in parallel, until each is decided or one is found not linearizable.
 fn search_all(partitions: &mut [Partition], shared: &search::Shared) -> Vec<search::Outcome> {
     if let [only] = partitions {
-        let mut s = search::KeySearch::new(only);
+        let mut s = search::KeySearch::new(only, shared);
         let outcome = s.run(only, shared, u64::MAX);
         return vec![outcome.expect("an unlimited search decides")];
     }
     let mut slots: Vec<(search::KeySearch, Option<search::Outcome>)> = partitions
         .iter()
-        .map(|p| (search::KeySearch::new(p), None))
+        .map(|p| (search::KeySearch::new(p, shared), None))
         .collect();
     let mut budget = 1u64 << 12;
     loop {

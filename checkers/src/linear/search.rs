@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: AtomicBool,
     pub(crate) cache_bytes: AtomicUsize,
     pub(crate) max_cache_bytes: usize,
+    /// Keys with more operations remember fingerprints instead of exact sets.
+    pub(crate) exact_memo_max_ops: usize,
 }
 
 /// How far the search got before it had to give up: the operation whose return it could not
@@ -41,6 +43,8 @@ pub(crate) enum Outcome {
 
 /// At most this many distinct stuck states are reported.
 const MAX_REPORTED_STATES: usize = 16;
+
+const OPTIONAL_SALT: u64 = 0x243F_6A88_85A3_08D3;
 
 const HEAD: u32 = 0;
 const NONE: u32 = u32::MAX;
@@ -124,12 +128,14 @@ impl List {
 }
 
 /// The memo of configurations: an open-addressing hash set of (state, bitset) rows stored
-/// flat, keyed by a Zobrist hash of the bitset mixed with the state.
+/// flat, keyed by a Zobrist hash of the bitset mixed with the state. A slot holds the row number
+/// and the hash's high half, so most mismatches cost one cache line.
 struct Memo {
     words: usize,
-    slots: Vec<u32>,
-    hashes: Vec<u64>,
-    rows: Vec<u64>,
+    slots: Vec<u64>,
+    /// Rows in fixed-size chunks, so growing never copies them.
+    chunks: Vec<Vec<u64>>,
+    rows_per_chunk: usize,
     len: usize,
 }
 
@@ -138,41 +144,53 @@ impl Memo {
         Memo {
             words,
             slots: vec![0; 1024],
-            hashes: Vec::new(),
-            rows: Vec::new(),
+            chunks: Vec::new(),
+            rows_per_chunk: (1 << 15) / (words + 1) + 1,
             len: 0,
         }
     }
 
     fn bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.hashes.capacity() * 8 + self.rows.capacity() * 8
+        self.slots.capacity() * 8 + self.chunks.iter().map(Vec::capacity).sum::<usize>() * 8
+    }
+
+    #[inline]
+    fn row(&self, e: usize) -> &[u64] {
+        let stride = self.words + 1;
+        let start = (e % self.rows_per_chunk) * stride;
+        &self.chunks[e / self.rows_per_chunk][start..start + stride]
     }
 
     /// Inserts the configuration; false when it was already present.
     #[inline]
-    fn insert(&mut self, hash: u64, state: Sym, bits: &[u64]) -> bool {
+    fn insert(&mut self, hash: u64, state: u64, bits: &[u64]) -> bool {
         let stride = self.words + 1;
         let mask = self.slots.len() - 1;
-        let mut i = (hash >> 20) as usize & mask;
+        let high = hash >> 32;
+        let mut i = high as usize & mask;
         loop {
             let slot = self.slots[i];
             if slot == 0 {
                 break;
             }
-            let e = slot as usize - 1;
-            if self.hashes[e] == hash {
-                let row = &self.rows[e * stride..(e + 1) * stride];
-                if row[0] == u64::from(state) && &row[1..] == bits {
+            if slot >> 32 == high {
+                let row = self.row((slot & 0xFFFF_FFFF) as usize - 1);
+                if row[0] == state && &row[1..] == bits {
                     return false;
                 }
             }
             i = (i + 1) & mask;
         }
+        let chunk_rows = self.rows_per_chunk * stride;
+        if self.chunks.last().is_none_or(|c| c.len() >= chunk_rows) {
+            self.chunks
+                .push(Vec::with_capacity(self.rows_per_chunk * stride));
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk with room");
+        chunk.push(state);
+        chunk.extend_from_slice(bits);
         self.len += 1;
-        self.slots[i] = self.len as u32;
-        self.hashes.push(hash);
-        self.rows.push(u64::from(state));
-        self.rows.extend_from_slice(bits);
+        self.slots[i] = (high << 32) | self.len as u64;
         if self.len * 2 > self.slots.len() {
             self.grow();
         }
@@ -180,14 +198,14 @@ impl Memo {
     }
 
     fn grow(&mut self) {
-        let mut slots = vec![0u32; self.slots.len() * 2];
+        let mut slots = vec![0u64; self.slots.len() * 2];
         let mask = slots.len() - 1;
-        for (e, &h) in self.hashes.iter().enumerate() {
-            let mut i = (h >> 20) as usize & mask;
+        for &slot in self.slots.iter().filter(|&&s| s != 0) {
+            let mut i = (slot >> 32) as usize & mask;
             while slots[i] != 0 {
                 i = (i + 1) & mask;
             }
-            slots[i] = e as u32 + 1;
+            slots[i] = slot;
         }
         self.slots = slots;
     }
@@ -210,6 +228,11 @@ fn state_hash(s: Sym) -> u64 {
 pub(crate) struct KeySearch {
     list: List,
     zobrist: Vec<u64>,
+    /// A second, independent Zobrist table: with `zobrist` it fingerprints a set in 128 bits.
+    zobrist2: Vec<u64>,
+    hash2: u64,
+    /// Remember configurations by 128-bit fingerprint instead of the full bitset.
+    fingerprint: bool,
     bits: Vec<u64>,
     hash: u64,
     memo: Memo,
@@ -222,20 +245,36 @@ pub(crate) struct KeySearch {
     furthest_block: u32,
     entry: u32,
     steps: u64,
+    /// Per operation, the last (state, next state) it was applied to: the search often retries
+    /// an op from the same state, and an `append` otherwise costs a hash lookup.
+    last_step: Vec<(Sym, Sym)>,
+    /// The stack depth below which `evidence.prefix` still equals the stack.
+    prefix_valid: usize,
 }
 
 impl KeySearch {
-    pub(crate) fn new(p: &Partition) -> KeySearch {
+    pub(crate) fn new(p: &Partition, shared: &Shared) -> KeySearch {
         let n = p.calls.len();
         let list = List::build(&p.events, n);
         let words = n.div_ceil(64).max(1);
+        // Small keys remember configurations exactly. Bigger keys remember a 128-bit Zobrist
+        // fingerprint of the linearized set instead of the set, so a memo entry stays 24 bytes
+        // however long the key's history is. Two distinct configurations share a fingerprint
+        // with probability 2^-128 per pair; only such a collision could prune a configuration
+        // that was never explored.
+        let fingerprint = n > shared.exact_memo_max_ops;
         let entry = list.nodes[HEAD as usize].next;
         KeySearch {
             list,
             zobrist: (0..n as u64).map(splitmix).collect(),
+            zobrist2: (0..n as u64)
+                .map(|i| splitmix(i ^ 0x6A09_E667_F3BC_C908))
+                .collect(),
+            hash2: 0,
+            fingerprint,
             bits: vec![0u64; words],
             hash: 0,
-            memo: Memo::new(words),
+            memo: Memo::new(if fingerprint { 2 } else { words }),
             reported_bytes: 0,
             returns_left: p.calls.iter().filter(|c| c.must).count(),
             state: 0,
@@ -249,6 +288,8 @@ impl KeySearch {
             furthest_block: 0,
             entry,
             steps: 0,
+            last_step: vec![(Sym::MAX, 0); n],
+            prefix_valid: 0,
         }
     }
 
@@ -275,9 +316,13 @@ impl KeySearch {
         let list = &mut self.list;
         let bits = &mut self.bits;
         let zobrist = &self.zobrist;
+        let zobrist2 = &self.zobrist2;
+        let fingerprint = self.fingerprint;
+        let mut hash2 = self.hash2;
         let memo = &mut self.memo;
         let stack = &mut self.stack;
         let evidence = &mut self.evidence;
+        let last_step = &mut self.last_step;
         let mut hash = self.hash;
         let mut state = self.state;
         let mut entry = self.entry;
@@ -321,10 +366,41 @@ impl KeySearch {
             if node.is_call {
                 let op = node.op as usize;
                 let step = p.calls[op].step;
-                if let Some(next) = p.machine.step(state, step) {
+                let optional = !p.calls[op].must;
+                // Right after an optional (info) op only an op that observes the state may
+                // follow: an info op followed by a blind write could be left out, and one
+                // followed by anything else could move later, so some linearization always has
+                // this shape if any does. This stops stale info writes from being retried deep.
+                let after_optional = stack
+                    .last()
+                    .is_some_and(|&(c, _, _)| !p.calls[list.nodes[c as usize].op as usize].must);
+                let applied = match step {
+                    Step::Write(_) if after_optional => None,
+                    Step::Append(_) if last_step[op].0 == state => Some(last_step[op].1),
+                    Step::Append(_) => {
+                        let next = p.machine.step(state, step);
+                        if let Some(next) = next {
+                            last_step[op] = (state, next);
+                        }
+                        next
+                    }
+                    _ => p.machine.step(state, step),
+                };
+                if let Some(next) = applied {
                     bits[op / 64] |= 1 << (op % 64);
-                    if memo.insert(hash ^ zobrist[op] ^ state_hash(next), next, bits) {
+                    // Configurations right after an optional op allow fewer moves: remember
+                    // them apart from the same set and state reached otherwise.
+                    let key = u64::from(next) | (u64::from(optional) << 32);
+                    let key_hash = state_hash(next) ^ if optional { OPTIONAL_SALT } else { 0 };
+                    let new = if fingerprint {
+                        let print = [hash ^ zobrist[op], hash2 ^ zobrist2[op]];
+                        memo.insert(print[0] ^ key_hash, key, &print)
+                    } else {
+                        memo.insert(hash ^ zobrist[op] ^ key_hash, key, bits)
+                    };
+                    if new {
                         hash ^= zobrist[op];
+                        hash2 ^= zobrist2[op];
                         // A read that fits the current state can go first in any linearization
                         // from here (it changes nothing, and every op that must precede it is
                         // already linearized), so no alternative to it needs exploring.
@@ -347,10 +423,14 @@ impl KeySearch {
                     if entry > self.furthest_block {
                         self.furthest_block = entry;
                         evidence.blocked = node.op;
-                        evidence.prefix = stack
-                            .iter()
-                            .map(|&(c, _, _)| list.nodes[c as usize].op)
-                            .collect();
+                        // Copy only the part of the stack that changed since the last record.
+                        evidence.prefix.truncate(self.prefix_valid);
+                        evidence.prefix.extend(
+                            stack[self.prefix_valid..]
+                                .iter()
+                                .map(|&(c, _, _)| list.nodes[c as usize].op),
+                        );
+                        self.prefix_valid = stack.len();
                         evidence.states = vec![state];
                         evidence.more_states = false;
                     } else if entry == self.furthest_block && !evidence.states.contains(&state) {
@@ -367,8 +447,10 @@ impl KeySearch {
                 let op = list.nodes[call as usize].op as usize;
                 bits[op / 64] &= !(1 << (op % 64));
                 hash ^= zobrist[op];
+                hash2 ^= zobrist2[op];
                 state = prev_state;
                 list.unlift(call);
+                self.prefix_valid = self.prefix_valid.min(stack.len());
                 if list.nodes[call as usize].ret != NONE {
                     returns_left += 1;
                 }
@@ -382,6 +464,7 @@ impl KeySearch {
             }
         };
         self.hash = hash;
+        self.hash2 = hash2;
         self.state = state;
         self.entry = entry;
         self.returns_left = returns_left;

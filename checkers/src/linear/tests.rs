@@ -219,8 +219,8 @@ fn memory_guard_and_time_limit_give_unknown() {
     }
     let h = history(&text);
     let tiny = Limits {
-        time: None,
         max_cache_bytes: 64 << 10,
+        ..Limits::default()
     };
     let r = check(&h, Model::Register, &tiny).unwrap();
     assert_eq!(r.verdict, Verdict::Unknown, "{r}");
@@ -228,6 +228,7 @@ fn memory_guard_and_time_limit_give_unknown() {
     let instant = Limits {
         time: Some(Duration::ZERO),
         max_cache_bytes: usize::MAX,
+        ..Limits::default()
     };
     let r = check(&h, Model::Register, &instant).unwrap();
     assert_eq!(r.verdict, Verdict::Unknown, "{r}");

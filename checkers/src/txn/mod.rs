@@ -31,25 +31,7 @@ use anomaly::show;
 use graph::{Budget, DepGraph, EdgeList};
 use parse::{Shape, Status, Txns};
 
-/// The outcome of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Valid,
-    Invalid,
-    /// The checker could not decide (e.g. the cycle search ran out of budget).
-    Unknown,
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Unknown => "unknown",
-        })
-    }
-}
+pub use crate::verdict::Verdict;
 
 /// Which transactional workload produced the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod cluster;
+pub mod doctor;
 pub mod report;
 pub mod serve;
 
@@ -47,6 +49,10 @@ pub struct Cli {
 pub enum Command {
     /// Check a history file for linearizability or transactional anomalies.
     Check(check::CheckArgs),
+    /// Bring up, inspect or tear down a local cluster of namespace nodes.
+    Cluster(cluster::ClusterArgs),
+    /// Check what works on each node and what will be skipped; find leftovers of earlier runs.
+    Doctor(doctor::DoctorArgs),
     /// Write the HTML report of a stored run (RUN_DIR/report.html) or of a history file.
     Report(report::ReportArgs),
     /// Serve a browsable index of the runs in a store (loopback only unless --bind says otherwise).
@@ -57,6 +63,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Cluster(args) => cluster::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
     };

@@ -1,0 +1,112 @@
+//! Shared by the local-cluster and database tests: a cluster guard that always tears down, SSH
+//! connections from the cluster's own inventory, and the residue assertions.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use harness::cluster::{self, ClusterConfig, LocalCluster};
+use harness::inventory::{Inventory, NodeDefaults};
+use harness::ssh::{connect_all, SshOptions};
+use nemesis::Remote;
+
+/// True when running as root; otherwise prints the loud SKIPPED line.
+pub fn root_or_skip(test: &str) -> bool {
+    if cluster::is_root() {
+        true
+    } else {
+        eprintln!("SKIPPED: needs root (network namespaces, bridge, sshd): {test}");
+        false
+    }
+}
+
+/// A cluster config private to one test binary: its own tag, bridge, subnet and state dir, so test
+/// binaries running at the same time cannot collide.
+pub fn config(tag: &str, subnet_octet: u8, nodes: usize) -> ClusterConfig {
+    let dir = PathBuf::from(format!("/var/lib/faultline/test-{tag}"));
+    ClusterConfig {
+        tag: tag.to_string(),
+        bridge: format!("{tag}br"),
+        subnet: format!("10.77.{subnet_octet}"),
+        ..ClusterConfig::new(dir, nodes)
+    }
+}
+
+/// Takes the cluster down when dropped (also when the test panics).
+pub struct Guard {
+    pub cfg: ClusterConfig,
+}
+
+impl Guard {
+    /// Removes what a crashed earlier run of the same test left, then brings the cluster up.
+    pub fn up(cfg: ClusterConfig) -> (Guard, LocalCluster) {
+        cluster::down(&cfg.dir).expect("clean up an earlier run");
+        let c = cluster::up(&cfg).unwrap_or_else(|e| panic!("cluster up: {e}"));
+        (Guard { cfg }, c)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Err(e) = cluster::down(&self.cfg.dir) {
+            eprintln!("cluster down in guard: {e}");
+        }
+    }
+}
+
+/// Connects to every node through the inventory `up` wrote (pinned host keys, controller key).
+pub async fn connect(c: &LocalCluster) -> Vec<Arc<dyn Remote>> {
+    let inv = Inventory::from_yaml_file(&c.inventory_path(), &NodeDefaults::default())
+        .unwrap_or_else(|e| panic!("inventory: {e}"));
+    connect_all(&inv, &SshOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+        .into_iter()
+        .map(|r| r as Arc<dyn Remote>)
+        .collect()
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that nothing of the cluster described by `cfg` is left on the host.
+pub fn assert_no_residue(cfg: &ClusterConfig, state_dir: &Path) {
+    let prefix = format!("{}-", cfg.tag);
+    let netns = stdout(Command::new("ip").args(["netns", "list"]));
+    let left: Vec<&str> = netns.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+
+    let links = stdout(Command::new("ip").args(["-o", "link", "show"]));
+    let left: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .filter(|name| name.starts_with(&cfg.tag) || *name == cfg.bridge)
+        .collect();
+    assert!(left.is_empty(), "links left: {left:?}");
+
+    let dir = state_dir.display().to_string();
+    let pgrep = Command::new("pgrep")
+        .args(["-f", &format!("{dir}/nodes/")])
+        .output()
+        .expect("pgrep");
+    assert!(
+        pgrep.stdout.is_empty(),
+        "node processes left: {}",
+        String::from_utf8_lossy(&pgrep.stdout)
+    );
+
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&dir) || l.contains(&format!("/run/netns/{prefix}")))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(
+        !state_dir.join("nodes").exists(),
+        "node directories left in {dir}"
+    );
+}

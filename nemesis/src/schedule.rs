@@ -1,0 +1,321 @@
+//! Seeded fault schedules: the same seed and configuration always give the same schedule.
+//!
+//! A schedule alternates quiet and faulty periods of `interval` each: at `interval` a fault of
+//! a randomly chosen kind starts, at `2 * interval` it stops, at `3 * interval` the next one
+//! starts, and so on while a whole start/stop pair fits in `duration`. Every start has its stop.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ClockChange;
+use crate::fault::{pick, FaultKind, FaultOp, PacketFault, TargetSpec, Targets, ALL_TARGET_SPECS};
+use crate::grudge::{Grudge, Shape};
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleConfig {
+    pub seed: u64,
+    /// The node names, in inventory order.
+    pub nodes: Vec<String>,
+    /// The kinds to mix; empty gives an empty schedule.
+    pub kinds: Vec<FaultKind>,
+    /// Length of each quiet and each faulty period.
+    pub interval: Duration,
+    /// The whole test; no fault is active after it.
+    pub duration: Duration,
+    /// Largest clock offset, in milliseconds, a bump or strobe uses.
+    pub max_clock_offset_ms: u64,
+    /// Partition shapes to draw from.
+    pub shapes: Vec<Shape>,
+    /// Packet faults to draw from.
+    pub packet_faults: Vec<PacketFault>,
+}
+
+impl ScheduleConfig {
+    /// Defaults for a run: every partition shape but heal, offsets up to 5 s, loss, bandwidth
+    /// and the netem faults.
+    pub fn new(seed: u64, nodes: Vec<String>, kinds: Vec<FaultKind>) -> Self {
+        ScheduleConfig {
+            seed,
+            nodes,
+            kinds,
+            interval: Duration::from_secs(10),
+            duration: Duration::from_secs(60),
+            max_clock_offset_ms: 5_000,
+            shapes: crate::grudge::ALL_SHAPES
+                .into_iter()
+                .filter(|s| *s != Shape::Heal)
+                .collect(),
+            packet_faults: vec![
+                PacketFault::Loss { probability: 0.2 },
+                PacketFault::Loss { probability: 0.5 },
+                PacketFault::Bandwidth { kbit: 1_000 },
+                PacketFault::Delay {
+                    ms: 100,
+                    jitter_ms: 20,
+                },
+                PacketFault::Duplicate { percent: 10.0 },
+                PacketFault::Reorder {
+                    percent: 25.0,
+                    delay_ms: 20,
+                },
+            ],
+        }
+    }
+}
+
+/// One operation and when (from the start of the test) to apply it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheduled {
+    #[serde(with = "millis")]
+    pub at: Duration,
+    pub op: FaultOp,
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("nemesis interval must be longer than zero")]
+    ZeroInterval,
+    #[error("nemesis needs at least one node")]
+    NoNodes,
+    #[error("partition faults need at least 2 nodes, the cluster has {0}")]
+    TooFewForPartition(usize),
+    #[error("partition faults asked for but no partition shape given")]
+    NoShapes,
+    #[error("packet faults asked for but no packet fault given")]
+    NoPacketFaults,
+}
+
+/// Builds the schedule for `cfg`.
+pub fn schedule(cfg: &ScheduleConfig) -> Result<Vec<Scheduled>, ScheduleError> {
+    if cfg.interval.is_zero() {
+        return Err(ScheduleError::ZeroInterval);
+    }
+    if cfg.nodes.is_empty() {
+        return Err(ScheduleError::NoNodes);
+    }
+    if cfg.kinds.contains(&FaultKind::Partition) {
+        if cfg.nodes.len() < 2 {
+            return Err(ScheduleError::TooFewForPartition(cfg.nodes.len()));
+        }
+        if cfg.shapes.is_empty() {
+            return Err(ScheduleError::NoShapes);
+        }
+    }
+    if cfg.kinds.contains(&FaultKind::Packet) && cfg.packet_faults.is_empty() {
+        return Err(ScheduleError::NoPacketFaults);
+    }
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut out = Vec::new();
+    if cfg.kinds.is_empty() {
+        return Ok(out);
+    }
+    let mut start = cfg.interval;
+    while start + cfg.interval <= cfg.duration {
+        let kind = pick(&cfg.kinds, &mut rng);
+        let (begin, end) = fault_pair(kind, cfg, &mut rng);
+        out.push(Scheduled {
+            at: start,
+            op: begin,
+        });
+        out.push(Scheduled {
+            at: start + cfg.interval,
+            op: end,
+        });
+        start += cfg.interval * 2;
+    }
+    Ok(out)
+}
+
+fn fault_pair(kind: FaultKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> (FaultOp, FaultOp) {
+    let nodes = &cfg.nodes;
+    match kind {
+        FaultKind::Partition => {
+            let mut shapes = cfg.shapes.clone();
+            if nodes.len() < 3 {
+                shapes.retain(|s| !matches!(s, Shape::MajoritiesRing | Shape::Bridge));
+            }
+            let shape = if shapes.is_empty() {
+                Shape::One
+            } else {
+                pick(&shapes, rng)
+            };
+            let grudge = match shape {
+                Shape::IsolateLeader => None,
+                // Node counts were checked above, so every other shape builds.
+                other => Grudge::for_shape(other, nodes, None, rng).ok(),
+            };
+            (
+                FaultOp::StartPartition { shape, grudge },
+                FaultOp::StopPartition,
+            )
+        }
+        FaultKind::Clock => {
+            let max = cfg.max_clock_offset_ms.max(1) as i64;
+            let chosen = match Targets::choose(pick(&ALL_TARGET_SPECS[..4], rng), nodes, rng) {
+                Targets::Nodes(v) => v,
+                Targets::Leader => unreachable!("leader is not among the first four specs"),
+            };
+            let change = if rng.random_bool(0.5) {
+                let offsets_ms: BTreeMap<String, i64> = chosen
+                    .into_iter()
+                    .map(|n| {
+                        let mag = rng.random_range(1..=max);
+                        (n, if rng.random_bool(0.5) { mag } else { -mag })
+                    })
+                    .collect();
+                ClockChange::Bump { offsets_ms }
+            } else {
+                let interval_ms = cfg.interval.as_millis() as u64;
+                ClockChange::Strobe {
+                    nodes: chosen,
+                    a_ms: rng.random_range(0..=max),
+                    b_ms: -rng.random_range(0..=max),
+                    period_ms: rng.random_range(100..=1_000),
+                    duration_ms: interval_ms.max(1),
+                }
+            };
+            (
+                FaultOp::Clock { change },
+                FaultOp::Clock {
+                    change: ClockChange::Reset,
+                },
+            )
+        }
+        FaultKind::Kill => (
+            FaultOp::Kill {
+                targets: Targets::choose(pick(&ALL_TARGET_SPECS, rng), nodes, rng),
+            },
+            FaultOp::Restart,
+        ),
+        FaultKind::Pause => (
+            FaultOp::Pause {
+                targets: Targets::choose(pick(&ALL_TARGET_SPECS, rng), nodes, rng),
+            },
+            FaultOp::Resume,
+        ),
+        FaultKind::Packet => {
+            let fault = cfg.packet_faults[rng.random_range(0..cfg.packet_faults.len())].clone();
+            let spec = pick(
+                &[TargetSpec::One, TargetSpec::Minority, TargetSpec::All],
+                rng,
+            );
+            (
+                FaultOp::StartPacket {
+                    fault,
+                    targets: Targets::choose(spec, nodes, rng),
+                },
+                FaultOp::StopPacket,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::ALL_KINDS;
+
+    fn cfg(seed: u64) -> ScheduleConfig {
+        let nodes = (1..=5).map(|i| format!("n{i}")).collect();
+        let mut c = ScheduleConfig::new(seed, nodes, ALL_KINDS.to_vec());
+        c.duration = Duration::from_secs(600);
+        c
+    }
+
+    #[test]
+    fn same_seed_same_schedule() {
+        let a = schedule(&cfg(42)).unwrap();
+        let b = schedule(&cfg(42)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        let c = schedule(&cfg(43)).unwrap();
+        assert_ne!(a, c, "a different seed should give a different schedule");
+    }
+
+    #[test]
+    fn every_start_has_its_stop_inside_the_duration() {
+        for seed in 0..20 {
+            let c = cfg(seed);
+            let s = schedule(&c).unwrap();
+            assert_eq!(s.len(), 2 * 30, "starts at 10, 30, ..., 590 s: 30 pairs");
+            for pair in s.chunks(2) {
+                let (start, stop) = (&pair[0], &pair[1]);
+                assert_eq!(start.op.kind(), stop.op.kind());
+                assert_eq!(stop.at, start.at + c.interval);
+                assert!(stop.at <= c.duration);
+                assert!(matches!(
+                    stop.op,
+                    FaultOp::StopPartition
+                        | FaultOp::Restart
+                        | FaultOp::Resume
+                        | FaultOp::StopPacket
+                        | FaultOp::Clock {
+                            change: ClockChange::Reset
+                        }
+                ));
+            }
+            assert!(s.windows(2).all(|w| w[0].at < w[1].at));
+        }
+    }
+
+    #[test]
+    fn the_mix_uses_only_and_all_requested_kinds() {
+        let mut c = cfg(7);
+        c.kinds = vec![FaultKind::Partition, FaultKind::Kill];
+        let s = schedule(&c).unwrap();
+        let kinds: std::collections::BTreeSet<FaultKind> = s.iter().map(|x| x.op.kind()).collect();
+        assert_eq!(kinds, [FaultKind::Partition, FaultKind::Kill].into());
+        for x in &s {
+            if let FaultOp::StartPartition { shape, grudge } = &x.op {
+                assert_eq!(grudge.is_none(), *shape == Shape::IsolateLeader, "{shape}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let mut c = cfg(1);
+        c.interval = Duration::ZERO;
+        assert_eq!(schedule(&c), Err(ScheduleError::ZeroInterval));
+        let mut c = cfg(1);
+        c.nodes = vec!["n1".into()];
+        assert_eq!(schedule(&c), Err(ScheduleError::TooFewForPartition(1)));
+        c.kinds = vec![FaultKind::Kill];
+        assert!(schedule(&c).is_ok());
+        let mut c = cfg(1);
+        c.kinds = vec![];
+        assert_eq!(schedule(&c), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_schedule_serialises_with_millisecond_times() {
+        let mut c = cfg(5);
+        c.kinds = vec![FaultKind::Pause];
+        c.duration = Duration::from_secs(20);
+        let s = schedule(&c).unwrap();
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v[0]["at"], 10_000);
+        assert_eq!(v[0]["op"]["op"], "pause");
+        assert_eq!(v[1]["op"], serde_json::json!({"op": "resume"}));
+        let back: Vec<Scheduled> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+}
