@@ -109,7 +109,11 @@ impl Store {
         let stamp = started.format(TIMESTAMP_FORMAT).to_string();
         let rel = Path::new(test).join(&stamp);
         let path = self.root.join(&rel);
-        fs::create_dir_all(path.join(NODES_DIR)).map_err(io(&path))?;
+        let test_dir = self.root.join(test);
+        fs::create_dir_all(&test_dir).map_err(io(&test_dir))?;
+        // Never reuse a directory: two runs started in the same millisecond must not mix.
+        fs::create_dir(&path).map_err(io(&path))?;
+        fs::create_dir(path.join(NODES_DIR)).map_err(io(&path))?;
         let link = self.root.join(LATEST_LINK);
         // Replace the link atomically: a reader never sees it missing.
         let tmp = self

@@ -77,6 +77,10 @@ fn bad_test_names_and_history_lines_are_errors() {
         );
     }
     let run = store.create_run("t", now).unwrap();
+    assert!(
+        store.create_run("t", now).is_err(),
+        "a run directory is never reused"
+    );
     std::fs::write(
         run.history_path(),
         "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n",
