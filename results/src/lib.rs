@@ -10,6 +10,6 @@ mod plot;
 pub mod report;
 pub mod store;
 
-pub use analysis::{Analysis, CheckerOutput, CheckerRun};
+pub use analysis::{analyse, Analysis, CheckInputError, CheckModel, CheckerOutput, CheckerRun};
 pub use report::{render, NodeLog, ReportInput};
 pub use store::{RunDir, RunSummary, Store, StoreError};

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use checkers::linear::{self, Limits, Model};
 use checkers::read::{self, Format};
 use checkers::verdict::Verdict;
+use results::CheckModel;
 
 use super::{BadInput, Exit};
 
@@ -28,13 +28,31 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// The checkers `--model` can select. Linearizability models map to [`Model`]; other
-/// checkers add their own variants and a match arm in [`run`].
+/// The checkers `--model` can select: linearizability (`register`, `cas-register`, `kv`),
+/// transactional (`list-append`, `rw-register`) and invariants (`bank`, `set`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelArg {
     Register,
     CasRegister,
     Kv,
+    ListAppend,
+    RwRegister,
+    Bank,
+    Set,
+}
+
+impl From<ModelArg> for CheckModel {
+    fn from(m: ModelArg) -> CheckModel {
+        match m {
+            ModelArg::Register => CheckModel::Register,
+            ModelArg::CasRegister => CheckModel::CasRegister,
+            ModelArg::Kv => CheckModel::Kv,
+            ModelArg::ListAppend => CheckModel::ListAppend,
+            ModelArg::RwRegister => CheckModel::RwRegister,
+            ModelArg::Bank => CheckModel::Bank,
+            ModelArg::Set => CheckModel::Set,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,19 +83,6 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("expected a non-negative number of seconds, found {s:?}"))
 }
 
-fn default_model(format: Format, history: &checkers::History) -> ModelArg {
-    let model = match format {
-        Format::PorcupineEtcd => Model::CasRegister,
-        Format::PorcupineKv => Model::Kv,
-        _ => Model::infer(history),
-    };
-    match model {
-        Model::Register => ModelArg::Register,
-        Model::CasRegister => ModelArg::CasRegister,
-        Model::Kv => ModelArg::Kv,
-    }
-}
-
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let name = args.file.display().to_string();
     let file = std::fs::File::open(&args.file)
@@ -86,39 +91,32 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         .map_err(|e| BadInput(e.to_string()))?;
     let model = args
         .model
-        .unwrap_or_else(|| default_model(format, &history));
-    let limits = Limits {
-        time: args.time_limit,
-        ..Limits::default()
-    };
-    let verdict = match model {
-        ModelArg::Register => check_linear(&name, &history, Model::Register, &limits, args.json)?,
-        ModelArg::CasRegister => {
-            check_linear(&name, &history, Model::CasRegister, &limits, args.json)?
+        .map(CheckModel::from)
+        .unwrap_or_else(|| CheckModel::guess(format, &history));
+    let analysis = results::analyse(&history, model, args.time_limit)
+        .map_err(|e| BadInput(format!("{name}: {e}")))?;
+    if args.json {
+        let value = match analysis.checkers.as_slice() {
+            // One checker: its own result, as the checkers define it.
+            [one] => serde_json::to_value(&one.output).context("serialising the result")?["result"]
+                .take(),
+            _ => serde_json::to_value(&analysis).context("serialising the result")?,
+        };
+        let text = serde_json::to_string_pretty(&value).context("serialising the result")?;
+        println!("{text}");
+    } else {
+        for run in &analysis.checkers {
+            println!("{name}: {}", run.output);
         }
-        ModelArg::Kv => check_linear(&name, &history, Model::Kv, &limits, args.json)?,
-    };
-    Ok(match verdict {
+    }
+    Ok(exit_for(analysis.verdict))
+}
+
+/// The exit code for a verdict (README "Exit codes").
+pub fn exit_for(verdict: Verdict) -> Exit {
+    match verdict {
         Verdict::Valid => Exit::Valid,
         Verdict::Invalid => Exit::Invalid,
         Verdict::Unknown => Exit::Unknown,
-    })
-}
-
-fn check_linear(
-    name: &str,
-    history: &checkers::History,
-    model: Model,
-    limits: &Limits,
-    json: bool,
-) -> anyhow::Result<Verdict> {
-    let result =
-        linear::check(history, model, limits).map_err(|e| BadInput(format!("{name}: {e}")))?;
-    if json {
-        let text = serde_json::to_string_pretty(&result).context("serialising the result")?;
-        println!("{text}");
-    } else {
-        println!("{name}: {result}");
     }
-    Ok(result.verdict)
 }

@@ -1,17 +1,16 @@
 //! `faultline report`: writes the HTML report of a stored run, or of any history file after
 //! checking it.
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use checkers::linear::{self, Limits, Model};
 use checkers::read::{self, Format};
 use checkers::verdict::Verdict;
-use checkers::{bank, set, txn, History};
+use checkers::History;
 use results::store::{self, RunDir};
-use results::{Analysis, CheckerOutput, CheckerRun, ReportInput};
+use results::{Analysis, CheckModel, ReportInput};
 
-use super::check::FormatArg;
+use super::check::{FormatArg, ModelArg};
 use super::{BadInput, Exit};
 
 #[derive(clap::Args, Debug)]
@@ -22,7 +21,7 @@ pub struct ReportArgs {
     /// (register/cas-register/kv from the operations); for a run directory, checks again
     /// instead of using its results.json.
     #[arg(long, value_enum)]
-    pub model: Option<ReportModel>,
+    pub model: Option<ModelArg>,
     /// The history format (history files only).
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
@@ -33,18 +32,6 @@ pub struct ReportArgs {
     /// Give up checking after this many seconds (verdict unknown, exit 2).
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
-}
-
-/// Every checker a report can run.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportModel {
-    Register,
-    CasRegister,
-    Kv,
-    ListAppend,
-    RwRegister,
-    Bank,
-    Set,
 }
 
 /// What a report is made of, before rendering.
@@ -104,10 +91,10 @@ fn load_run(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Result<Loaded
     let history = run.read_history().map_err(bad)?;
     let stored = run.read_results().map_err(bad)?;
     let analysis = match (args.model, stored) {
-        (Some(m), _) => analyse(&history, m, limit, &run.history_path())?,
+        (Some(m), _) => analyse(&history, m.into(), limit, &run.history_path())?,
         (None, Some(a)) => a,
         (None, None) => {
-            let guess = guess_model(Format::Jsonl, &history);
+            let guess = CheckModel::guess(Format::Jsonl, &history);
             analyse(&history, guess, limit, &run.history_path())?
         }
     };
@@ -148,7 +135,10 @@ fn load_history_file(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Resu
         .map_err(|e| BadInput(format!("{name}: cannot open: {e}")))?;
     let (history, format) = read::read_history_detect(file, &name, args.format.into())
         .map_err(|e| BadInput(e.to_string()))?;
-    let model = args.model.unwrap_or_else(|| guess_model(format, &history));
+    let model = args
+        .model
+        .map(CheckModel::from)
+        .unwrap_or_else(|| CheckModel::guess(format, &history));
     let analysis = analyse(&history, model, limit, &args.path)?;
     let out = args
         .out
@@ -162,7 +152,7 @@ fn load_history_file(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Resu
     Ok(Loaded {
         title,
         started: None,
-        params: serde_json::json!({ "history": name, "model": model_name(model) }),
+        params: serde_json::json!({ "history": name, "model": model.name() }),
         history,
         analysis,
         node_logs: Vec::new(),
@@ -190,64 +180,13 @@ fn relative_link(report: &Path, history: &Path) -> Option<String> {
         .flatten()
 }
 
-fn model_name(m: ReportModel) -> String {
-    use clap::ValueEnum;
-    m.to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
-}
-
-fn guess_model(format: Format, history: &History) -> ReportModel {
-    match format {
-        Format::PorcupineEtcd => ReportModel::CasRegister,
-        Format::PorcupineKv => ReportModel::Kv,
-        _ => match Model::infer(history) {
-            Model::Register => ReportModel::Register,
-            Model::CasRegister => ReportModel::CasRegister,
-            Model::Kv => ReportModel::Kv,
-        },
-    }
-}
-
-/// Runs one checker, timed. Until the shared analysis dispatch exists, this is the one place
-/// that maps a model name to a checker.
+/// Runs the chosen checker; a history it cannot read is bad input naming the file.
 fn analyse(
     history: &History,
-    model: ReportModel,
+    model: CheckModel,
     limit: Option<Duration>,
     file: &Path,
 ) -> anyhow::Result<Analysis> {
-    let name = file.display();
-    let started = Instant::now();
-    let linear = |m: Model| -> anyhow::Result<CheckerOutput> {
-        let limits = Limits {
-            time: limit,
-            ..Limits::default()
-        };
-        let r = linear::check(history, m, &limits).map_err(|e| BadInput(format!("{name}: {e}")))?;
-        Ok(CheckerOutput::Linear(r))
-    };
-    let transactional = |opts: txn::Options| -> anyhow::Result<CheckerOutput> {
-        let r = txn::check(history, &opts).map_err(|e| BadInput(format!("{name}: {e}")))?;
-        Ok(CheckerOutput::Txn(r))
-    };
-    let (checker, output) = match model {
-        ReportModel::Register => ("linearizable", linear(Model::Register)?),
-        ReportModel::CasRegister => ("linearizable", linear(Model::CasRegister)?),
-        ReportModel::Kv => ("linearizable", linear(Model::Kv)?),
-        ReportModel::ListAppend => ("list-append", transactional(txn::Options::list_append())?),
-        ReportModel::RwRegister => ("rw-register", transactional(txn::Options::rw_register())?),
-        ReportModel::Bank => {
-            let r = bank::check(history, &bank::Options::default())
-                .map_err(|e| BadInput(format!("{name}: {e}")))?;
-            ("bank", CheckerOutput::Bank(r))
-        }
-        ReportModel::Set => {
-            let r = set::check(history, &set::Options::default())
-                .map_err(|e| BadInput(format!("{name}: {e}")))?;
-            ("set", CheckerOutput::Set(r))
-        }
-    };
-    let run = CheckerRun::new(checker, output, started.elapsed());
-    Ok(Analysis::new(vec![run], started.elapsed()))
+    results::analyse(history, model, limit)
+        .map_err(|e| BadInput(format!("{}: {e}", file.display())).into())
 }
