@@ -170,7 +170,7 @@ async fn nemesis_against_raft_on_three_nodes() {
         return;
     }
     let binary = server_binary();
-    let cfg = config("flnm", 33, 3);
+    let cfg = config("flnm", 35, 3);
     let (guard, c) = Guard::up(cfg.clone());
     let nodes = connect(&c).await;
     let server = Arc::new(
