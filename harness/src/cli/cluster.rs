@@ -1,4 +1,5 @@
-//! `faultline cluster up|down|status`: the local namespace cluster.
+//! `faultline cluster up|down|status`: the local namespace cluster; `faultline cluster heal`: remove
+//! every fault from the nodes of any inventory.
 use std::path::PathBuf;
 
 use super::{BadInput, Exit};
@@ -41,6 +42,15 @@ pub enum ClusterAction {
     Status {
         #[command(flatten)]
         dir: DirArg,
+    },
+    /// Remove every fault a run may have left on the nodes (partition and loss rules, qdiscs,
+    /// clock offsets, stopped processes), using only what is on the nodes, then check that nothing
+    /// is left. Works after the controller died. Exit 0: clean; 1: residue remains; 255: a node
+    /// could not be reached.
+    Heal {
+        /// Where the nodes are [default: the local cluster's inventory.yaml].
+        #[command(flatten)]
+        nodes: crate::inventory::InventoryArgs,
     },
 }
 
@@ -114,5 +124,69 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<Exit> {
             }
             Ok(if all { Exit::Valid } else { Exit::Invalid })
         }
+        ClusterAction::Heal { nodes } => heal(nodes),
     }
+}
+
+/// `cluster heal`: `nemesis::heal_all` on every reachable node, then `nemesis::residue_with`.
+fn heal(nodes: crate::inventory::InventoryArgs) -> anyhow::Result<Exit> {
+    use crate::ssh::{SshOptions, SshRemote};
+    use nemesis::{heal_all, residue_with, Access, HealOptions, OffsetFiles, Remote};
+    use std::sync::Arc;
+
+    let inventory = super::doctor::inventory_or_local(nodes)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let opts = SshOptions {
+            connect_attempts: 2,
+            ..SshOptions::default()
+        };
+        let connected = futures::future::join_all(
+            inventory
+                .nodes
+                .iter()
+                .cloned()
+                .map(|n| SshRemote::connect(n, &opts)),
+        )
+        .await;
+        let mut remotes: Vec<Arc<dyn Remote>> = Vec::new();
+        let mut unreachable = false;
+        for result in connected {
+            match result {
+                Ok(r) => remotes.push(Arc::new(r)),
+                Err(e) => {
+                    eprintln!("faultline: cannot heal {e}");
+                    unreachable = true;
+                }
+            }
+        }
+        // The offset file is the one the database lifecycle starts servers with; nodes have their
+        // own PID namespaces or machines, so every stopped process on them is ours to resume.
+        let access = Access {
+            sudo: true,
+            offset_files: OffsetFiles::Fixed(crate::db::FAKETIME_FILE.to_string()),
+            ..Access::default()
+        };
+        let heal_opts = HealOptions {
+            access: access.clone(),
+            continue_stopped: true,
+            ..HealOptions::default()
+        };
+        let record = heal_all(&remotes, None, &heal_opts).await;
+        println!("heal: {}", record.value());
+        let left = residue_with(&remotes, &access).await;
+        for r in &left {
+            println!("residue: {}: {:?}", r.node, r.what);
+        }
+        if left.is_empty() {
+            println!("no fault left on {} node(s)", remotes.len());
+        }
+        Ok(if unreachable {
+            Exit::Internal
+        } else if left.is_empty() {
+            Exit::Valid
+        } else {
+            Exit::Invalid
+        })
+    })
 }

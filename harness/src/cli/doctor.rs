@@ -4,7 +4,7 @@ use std::sync::Arc;
 use super::{BadInput, Exit};
 use crate::cluster::ClusterConfig;
 use crate::doctor::{self, DoctorConfig};
-use crate::inventory::InventoryArgs;
+use crate::inventory::{Inventory, InventoryArgs};
 use crate::ssh::{SshOptions, SshRemote};
 use nemesis::Remote;
 
@@ -19,8 +19,8 @@ pub struct DoctorArgs {
     pub residue: bool,
 }
 
-pub fn run(args: DoctorArgs) -> anyhow::Result<Exit> {
-    let mut nodes = args.nodes;
+/// The inventory the flags name, or the local cluster's when they name none.
+pub(crate) fn inventory_or_local(mut nodes: InventoryArgs) -> anyhow::Result<Inventory> {
     let no_source = nodes.inventory.is_none()
         && nodes.vagrant_ssh_config.is_none()
         && nodes.nodes.is_empty()
@@ -35,7 +35,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<Exit> {
         }
         nodes.inventory = Some(local);
     }
-    let inventory = nodes.to_inventory().map_err(|e| BadInput(e.to_string()))?;
+    Ok(nodes.to_inventory().map_err(|e| BadInput(e.to_string()))?)
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<Exit> {
+    let inventory = inventory_or_local(args.nodes)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let opts = SshOptions {

@@ -18,6 +18,10 @@ pub use faultline_server::{members_of, BinarySource, FaultlineServer, Protocol, 
 /// libfaketime as Debian installs it (package `libfaketime`).
 pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// The libfaketime offset file of a server started with the default base directory
+/// (`/opt/faultline`): what `faultline cluster heal` resets when no run is there to say.
+pub const FAKETIME_FILE: &str = "/opt/faultline/run/faketime";
+
 /// Why a life-cycle step failed. Every variant names the node or the local path.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
