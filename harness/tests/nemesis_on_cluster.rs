@@ -366,6 +366,14 @@ async fn nemesis_against_raft_on_three_nodes() {
     }
     let leader = await_leader(&control).await;
     eprintln!("after heal: leader {leader}");
+    // The doctor, run as a user would, agrees that nothing is left.
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["doctor", "--residue", "--inventory"])
+        .arg(c.inventory_path())
+        .output()
+        .expect("run faultline doctor --residue");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(report.contains("no residue found on 3 node(s)"), "{report}");
 
     db::teardown(server.as_ref(), &nodes, None).await.unwrap();
     drop(nodes);
