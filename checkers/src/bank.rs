@@ -5,7 +5,7 @@
 //! `ok` completion holds an object mapping account (a string) to balance.
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{History, OpType, PairingError, Process, Value};
 use crate::txn::Verdict;
@@ -28,7 +28,7 @@ pub enum InputError {
     Malformed { index: u64, reason: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BankAnomalyKind {
     /// The balances of a read do not add up to the total.
@@ -38,7 +38,7 @@ pub enum BankAnomalyKind {
 }
 
 /// One bad read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BankAnomaly {
     pub kind: BankAnomalyKind,
     /// History index of the read's completion.
@@ -55,7 +55,7 @@ pub struct BankAnomaly {
     pub explanation: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub verdict: Verdict,
     pub reads: usize,

@@ -11,7 +11,7 @@
 //!   which on every read contains the element.
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{History, OpType, PairingError, Value};
 use crate::txn::intern::Atoms;
@@ -32,7 +32,7 @@ pub struct Options {}
 
 /// Stable latency over acknowledged adds that became stable, in the history's time unit
 /// (nanoseconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     pub count: usize,
     pub median: i64,
@@ -42,7 +42,7 @@ pub struct Latency {
     pub slowest: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub verdict: Verdict,
     pub attempted: usize,

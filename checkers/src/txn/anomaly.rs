@@ -2,7 +2,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::graph::{EdgeKind, Shape, Variant};
 use crate::history::{OpType, Process, Value};
@@ -164,8 +164,15 @@ impl Serialize for AnomalyType {
     }
 }
 
+impl<'de> Deserialize<'de> for AnomalyType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A transaction named in an anomaly.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TxnRef {
     /// The name used in the explanation: `T1`, `T2`, ...
     pub name: String,
@@ -180,7 +187,7 @@ pub struct TxnRef {
 }
 
 /// One edge of a cycle, with the evidence for it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CycleStep {
     pub from: String,
     pub to: String,
@@ -194,14 +201,14 @@ pub struct CycleStep {
 }
 
 /// One anomaly and its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
     #[serde(rename = "type")]
     pub kind: AnomalyType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Value>,
     pub txns: Vec<TxnRef>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cycle: Vec<CycleStep>,
     /// A plain-language account of the anomaly.
     pub explanation: String,

@@ -8,7 +8,7 @@ use petgraph::visit::{
     VisitMap, Visitable,
 };
 use petgraph::Direction;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::intern::fast_map;
 use super::parse::{Status, Txns};
@@ -22,7 +22,7 @@ pub(crate) const REALTIME: u8 = 16;
 pub(crate) const ALL: u8 = WW | WR | RW | PROCESS | REALTIME;
 
 /// Why one transaction must precede another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeKind {
     /// Write-write: the second overwrote (or appended after) the first's write.
@@ -351,7 +351,7 @@ pub(crate) enum Shape {
 }
 
 /// Which order edges a cycle may (and must) use beyond data dependencies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Data dependencies only.

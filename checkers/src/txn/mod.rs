@@ -19,7 +19,7 @@ mod rw_register;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use anomaly::{Anomaly, AnomalyKind, AnomalyType, CycleStep, TxnRef, UnknownAnomaly};
 pub use graph::{EdgeKind, Variant};
@@ -34,7 +34,7 @@ use parse::{Shape, Status, Txns};
 pub use crate::verdict::Verdict;
 
 /// Which transactional workload produced the history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Micro-ops `["append", k, v]` and `["r", k, [v ...]]`.
@@ -115,7 +115,7 @@ impl Options {
 }
 
 /// Sizes, for reports and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub txns: usize,
     pub edges: usize,
@@ -124,7 +124,7 @@ pub struct Stats {
 }
 
 /// The result of a transactional check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub verdict: Verdict,
     pub workload: Workload,

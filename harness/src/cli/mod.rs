@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod cluster;
 pub mod doctor;
+pub mod report;
+pub mod serve;
 
 /// Documented exit codes (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Check what works on each node and what will be skipped; find leftovers of earlier runs.
     Doctor(doctor::DoctorArgs),
+    /// Write the HTML report of a stored run (RUN_DIR/report.html) or of a history file.
+    Report(report::ReportArgs),
+    /// Serve a browsable index of the runs in a store (loopback only unless --bind says otherwise).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
@@ -59,6 +65,8 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(exit) => exit.into(),
