@@ -67,25 +67,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
                     analyse(&history, guess, limit, &run.history_path())?
                 }
             };
-            let params = run.read_test().map_err(|e| BadInput(e.to_string()))?;
-            let node_logs = run.node_logs().map_err(|e| BadInput(e.to_string()))?;
-            let files = [
-                store::HISTORY_FILE,
-                store::TEST_FILE,
-                store::RESULTS_FILE,
-                store::LOG_FILE,
-            ]
-            .iter()
-            .filter(|f| run.path.join(f).is_file())
-            .map(|f| f.to_string())
-            .collect();
-            let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
-            let stamp = abs.file_name().map(|s| s.to_string_lossy().into_owned());
-            let test = abs
-                .parent()
-                .and_then(Path::file_name)
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "run".into());
+            let (test, stamp, params, node_logs, files) = run_report_parts(&run)?;
             let out = args.out.clone().unwrap_or_else(|| run.report_path());
             (test, stamp, params, history, analysis, node_logs, files, out)
         } else {
@@ -127,6 +109,56 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// What a run directory's report shows besides the history and the analysis: the test name,
+/// the timestamp, `test.yaml`, the node logs and the run's other files.
+#[allow(clippy::type_complexity)]
+fn run_report_parts(
+    run: &RunDir,
+) -> anyhow::Result<(String, Option<String>, serde_json::Value, Vec<results::NodeLog>, Vec<String>)> {
+    let params = run.read_test().map_err(|e| BadInput(e.to_string()))?;
+    let node_logs = run.node_logs().map_err(|e| BadInput(e.to_string()))?;
+    let files = [
+        store::HISTORY_FILE,
+        store::TEST_FILE,
+        store::RESULTS_FILE,
+        store::LOG_FILE,
+    ]
+    .iter()
+    .filter(|f| run.path.join(f).is_file())
+    .map(|f| f.to_string())
+    .collect();
+    let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
+    let stamp = abs.file_name().map(|s| s.to_string_lossy().into_owned());
+    let test = abs
+        .parent()
+        .and_then(Path::file_name)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    Ok((test, stamp, params, node_logs, files))
+}
+
+/// Writes `results.json` and `report.html` of a run directory (used by `run` and `analyze`).
+pub(crate) fn write_run_results(
+    run: &RunDir,
+    history: &History,
+    analysis: &Analysis,
+) -> anyhow::Result<PathBuf> {
+    run.write_results(analysis)?;
+    let (title, started, params, node_logs, files) = run_report_parts(run)?;
+    let html = results::render(&ReportInput {
+        title,
+        started,
+        params,
+        history,
+        analysis,
+        node_logs,
+        files,
+    });
+    let out = run.report_path();
+    std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
 /// The history file as seen from the report's directory, when it sits in the same directory.
 fn relative_link(report: &Path, history: &Path) -> Option<String> {
     let dir = |p: &Path| std::fs::canonicalize(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))).ok();
@@ -147,9 +179,9 @@ fn guess_model(format: Format, history: &History) -> ReportModel {
     }
 }
 
-/// Runs one checker, timed. Until the shared analysis dispatch exists, this is the one place
-/// that maps a model name to a checker.
-fn analyse(
+/// Runs one checker, timed: the one place that maps a model name to a checker (`report`,
+/// `run` and `analyze` all use it).
+pub(crate) fn analyse(
     history: &History,
     model: ReportModel,
     limit: Option<Duration>,
