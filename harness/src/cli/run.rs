@@ -275,7 +275,7 @@ pub(crate) fn check_and_report(
         .filter(|o| o.is_client() && o.kind != checkers::history::OpType::Invoke)
         .count();
     println!(
-        "{test}: {} ({client_ops} client ops, {} anomalies; checked in {:.2} s) -> {}",
+        "{test}: {} ({client_ops} client ops, {} anomalies; checked in {:.3} s) -> {}",
         analysis.verdict,
         analysis.anomaly_count(),
         analysis.elapsed_us as f64 / 1e6,

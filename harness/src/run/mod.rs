@@ -654,13 +654,20 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     if tty && cfg.progress {
         eprint!("\r\x1b[K");
     }
+    let completed = counts.ok.load(Ordering::Relaxed)
+        + counts.fail.load(Ordering::Relaxed)
+        + counts.info.load(Ordering::Relaxed);
     log.line(format!(
-        "{} ops recorded ({} invoked, {} ok, {} fail, {} info)",
+        "{} ops recorded ({} invoked, {} ok, {} fail, {} info); first client op {} after start; \
+         main phase {:.1} s, {:.0} completions/s",
         ops.len(),
         counts.invoked.load(Ordering::Relaxed),
         counts.ok.load(Ordering::Relaxed),
         counts.fail.load(Ordering::Relaxed),
-        counts.info.load(Ordering::Relaxed)
+        counts.info.load(Ordering::Relaxed),
+        to_first_op.map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64())),
+        main_phase.as_secs_f64(),
+        completed as f64 / main_phase.as_secs_f64().max(1e-9)
     ));
 
     // Stop the servers (unless asked not to) and collect their logs.
