@@ -105,7 +105,11 @@ fn main() {
             .filter(|o| o.is_client() && o.kind != checkers::history::OpType::Invoke)
             .count();
         let on_disk = r.run.read_history().unwrap().ops.len();
-        assert_eq!(on_disk, r.history.ops.len(), "every op reached history.jsonl");
+        assert_eq!(
+            on_disk,
+            r.history.ops.len(),
+            "every op reached history.jsonl"
+        );
         let t = Instant::now();
         let checked = linear::check(&r.history, Model::CasRegister, &Limits::default()).unwrap();
         let check_s = t.elapsed().as_secs_f64();

@@ -53,19 +53,26 @@ fn server_binary() -> PathBuf {
 /// `faultline run` against the test's own cluster, storing into `store`.
 fn faultline_run(cfg: &harness::cluster::ClusterConfig, store: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args(["run", "--target", "raft", "--workload", "register", "--quiet"])
-        .arg("--local")
-        .arg(cfg.nodes.to_string())
-        .arg("--cluster-dir")
-        .arg(&cfg.dir)
-        .args(["--cluster-tag", &cfg.tag])
-        .args(["--cluster-bridge", &cfg.bridge])
-        .args(["--cluster-subnet", &cfg.subnet])
-        .arg("--store")
-        .arg(store)
-        .arg("--server-bin")
-        .arg(server_binary())
-        .args(extra);
+    cmd.args([
+        "run",
+        "--target",
+        "raft",
+        "--workload",
+        "register",
+        "--quiet",
+    ])
+    .arg("--local")
+    .arg(cfg.nodes.to_string())
+    .arg("--cluster-dir")
+    .arg(&cfg.dir)
+    .args(["--cluster-tag", &cfg.tag])
+    .args(["--cluster-bridge", &cfg.bridge])
+    .args(["--cluster-subnet", &cfg.subnet])
+    .arg("--store")
+    .arg(store)
+    .arg("--server-bin")
+    .arg(server_binary())
+    .args(extra);
     cmd
 }
 
@@ -117,7 +124,11 @@ fn a_register_run_against_correct_raft_is_valid_and_stored() {
 
     let run = RunDir::open(std::fs::canonicalize(store.join("latest")).unwrap()).unwrap();
     let history = run.read_history().expect("history parses");
-    assert!(history.ops.iter().enumerate().all(|(i, o)| o.index == i as u64));
+    assert!(history
+        .ops
+        .iter()
+        .enumerate()
+        .all(|(i, o)| o.index == i as u64));
     assert!(history.ops.windows(2).all(|w| w[0].time <= w[1].time));
     let client_oks = history
         .ops
@@ -215,8 +226,8 @@ async fn a_killed_controller_leaves_a_checkable_history_and_healable_nodes() {
     // The history parses up to its last complete line.
     let bytes = std::fs::read(&history_path).unwrap();
     let (complete, torn) = complete_lines(&bytes);
-    let history = read::read_history(complete, "history.jsonl", Format::Jsonl)
-        .expect("complete lines parse");
+    let history =
+        read::read_history(complete, "history.jsonl", Format::Jsonl).expect("complete lines parse");
     eprintln!(
         "history after SIGKILL: {} ops, torn tail {torn} bytes",
         history.ops.len()

@@ -39,7 +39,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         .ok()
         .filter(|d| *d >= Duration::from_secs(6))
         .ok_or_else(|| {
-            super::BadInput(format!("--time-limit: {} (at least 6 seconds)", args.time_limit))
+            super::BadInput(format!(
+                "--time-limit: {} (at least 6 seconds)",
+                args.time_limit
+            ))
         })?;
     let cluster_cfg = ClusterConfig {
         tag: "fldemo".into(),

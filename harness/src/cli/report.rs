@@ -50,47 +50,62 @@ pub enum ReportModel {
 pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let limit = match args.time_limit {
         Some(s) => Some(Duration::try_from_secs_f64(s).map_err(|_| {
-            BadInput(format!("--time-limit: expected a non-negative number of seconds, found {s}"))
+            BadInput(format!(
+                "--time-limit: expected a non-negative number of seconds, found {s}"
+            ))
         })?),
         None => None,
     };
-    let (input_title, started, params, history, analysis, node_logs, files, out) =
-        if args.path.is_dir() {
-            let run = RunDir::open(&args.path).map_err(|e| BadInput(e.to_string()))?;
-            let history = run.read_history().map_err(|e| BadInput(e.to_string()))?;
-            let stored = run.read_results().map_err(|e| BadInput(e.to_string()))?;
-            let analysis = match (args.model, stored) {
-                (Some(m), _) => analyse(&history, m, limit, &run.history_path())?,
-                (None, Some(a)) => a,
-                (None, None) => {
-                    let guess = guess_model(Format::Jsonl, &history);
-                    analyse(&history, guess, limit, &run.history_path())?
-                }
-            };
-            let (test, stamp, params, node_logs, files) = run_report_parts(&run)?;
-            let out = args.out.clone().unwrap_or_else(|| run.report_path());
-            (test, stamp, params, history, analysis, node_logs, files, out)
-        } else {
-            let name = args.path.display().to_string();
-            let file = std::fs::File::open(&args.path)
-                .map_err(|e| BadInput(format!("{name}: cannot open: {e}")))?;
-            let (history, format) = read::read_history_detect(file, &name, args.format.into())
-                .map_err(|e| BadInput(e.to_string()))?;
-            let model = args.model.unwrap_or_else(|| guess_model(format, &history));
-            let analysis = analyse(&history, model, limit, &args.path)?;
-            let out = args
-                .out
-                .clone()
-                .unwrap_or_else(|| args.path.with_extension("html"));
-            let title = args
-                .path
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or(name);
-            let files = relative_link(&out, &args.path).into_iter().collect();
-            let params = serde_json::json!({ "history": args.path.display().to_string(), "model": format!("{model:?}") });
-            (title, None, params, history, analysis, Vec::new(), files, out)
+    let (input_title, started, params, history, analysis, node_logs, files, out) = if args
+        .path
+        .is_dir()
+    {
+        let run = RunDir::open(&args.path).map_err(|e| BadInput(e.to_string()))?;
+        let history = run.read_history().map_err(|e| BadInput(e.to_string()))?;
+        let stored = run.read_results().map_err(|e| BadInput(e.to_string()))?;
+        let analysis = match (args.model, stored) {
+            (Some(m), _) => analyse(&history, m, limit, &run.history_path())?,
+            (None, Some(a)) => a,
+            (None, None) => {
+                let guess = guess_model(Format::Jsonl, &history);
+                analyse(&history, guess, limit, &run.history_path())?
+            }
         };
+        let (test, stamp, params, node_logs, files) = run_report_parts(&run)?;
+        let out = args.out.clone().unwrap_or_else(|| run.report_path());
+        (
+            test, stamp, params, history, analysis, node_logs, files, out,
+        )
+    } else {
+        let name = args.path.display().to_string();
+        let file = std::fs::File::open(&args.path)
+            .map_err(|e| BadInput(format!("{name}: cannot open: {e}")))?;
+        let (history, format) = read::read_history_detect(file, &name, args.format.into())
+            .map_err(|e| BadInput(e.to_string()))?;
+        let model = args.model.unwrap_or_else(|| guess_model(format, &history));
+        let analysis = analyse(&history, model, limit, &args.path)?;
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| args.path.with_extension("html"));
+        let title = args
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or(name);
+        let files = relative_link(&out, &args.path).into_iter().collect();
+        let params = serde_json::json!({ "history": args.path.display().to_string(), "model": format!("{model:?}") });
+        (
+            title,
+            None,
+            params,
+            history,
+            analysis,
+            Vec::new(),
+            files,
+            out,
+        )
+    };
     let html = results::render(&ReportInput {
         title: input_title,
         started,
@@ -114,7 +129,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
 #[allow(clippy::type_complexity)]
 fn run_report_parts(
     run: &RunDir,
-) -> anyhow::Result<(String, Option<String>, serde_json::Value, Vec<results::NodeLog>, Vec<String>)> {
+) -> anyhow::Result<(
+    String,
+    Option<String>,
+    serde_json::Value,
+    Vec<results::NodeLog>,
+    Vec<String>,
+)> {
     let params = run.read_test().map_err(|e| BadInput(e.to_string()))?;
     let node_logs = run.node_logs().map_err(|e| BadInput(e.to_string()))?;
     let files = [
@@ -161,9 +182,20 @@ pub(crate) fn write_run_results(
 
 /// The history file as seen from the report's directory, when it sits in the same directory.
 fn relative_link(report: &Path, history: &Path) -> Option<String> {
-    let dir = |p: &Path| std::fs::canonicalize(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))).ok();
+    let dir = |p: &Path| {
+        std::fs::canonicalize(
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .ok()
+    };
     (dir(report)? == dir(history)?)
-        .then(|| history.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .then(|| {
+            history
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .flatten()
 }
 

@@ -149,7 +149,11 @@ fn seconds(flag: &str, s: f64) -> Result<Duration, BadInput> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| BadInput(format!("{flag}: expected a positive number of seconds, found {s}")))
+        .ok_or_else(|| {
+            BadInput(format!(
+                "{flag}: expected a positive number of seconds, found {s}"
+            ))
+        })
 }
 
 /// The server binary: the flag, the environment, else `faultline-server` next to this program.
@@ -188,7 +192,9 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     };
     if let Some(mode) = &args.read_mode {
         if mode != "quorum" && mode != "lease" {
-            return Err(BadInput(format!("--read-mode: {mode:?} (expected quorum or lease)")).into());
+            return Err(
+                BadInput(format!("--read-mode: {mode:?} (expected quorum or lease)")).into(),
+            );
         }
     }
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
@@ -250,7 +256,9 @@ pub fn finish(record: &RunRecord, workload: WorkloadKind, limit: Duration) -> an
         &record.test_name,
     )?;
     if let Some(s) = record.interrupted {
-        eprintln!("faultline: the run was interrupted by {s}; the verdict covers what was recorded");
+        eprintln!(
+            "faultline: the run was interrupted by {s}; the verdict covers what was recorded"
+        );
     }
     if let Some(why) = &record.harness_failure {
         eprintln!("faultline: harness failure (faults healed, history checked): {why}");
@@ -267,7 +275,12 @@ pub(crate) fn check_and_report(
     limit: Duration,
     test: &str,
 ) -> anyhow::Result<Exit> {
-    let analysis = analyse(history, model_of(workload), Some(limit), &run.history_path())?;
+    let analysis = analyse(
+        history,
+        model_of(workload),
+        Some(limit),
+        &run.history_path(),
+    )?;
     let report = write_run_results(run, history, &analysis)?;
     let client_ops = history
         .ops

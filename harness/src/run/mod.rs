@@ -48,7 +48,10 @@ pub enum Nodes {
     /// Bring up (or reuse) a local cluster of namespace nodes.
     Local(ClusterConfig),
     /// Nodes reached over SSH as the inventory says.
-    Inventory { inventory: Inventory, source: String },
+    Inventory {
+        inventory: Inventory,
+        source: String,
+    },
 }
 
 /// How many client processes run at once.
@@ -71,7 +74,9 @@ impl Concurrency {
 impl std::str::FromStr for Concurrency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a positive number of clients or a multiple of the node count such as 2n");
+        let bad = || {
+            format!("{s:?} is not a positive number of clients or a multiple of the node count such as 2n")
+        };
         let (digits, per_node) = match s.strip_suffix('n') {
             Some(d) => (d, true),
             None => (s, false),
@@ -578,10 +583,14 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     }
     let main_phase = started.elapsed();
     if let Some(s) = interrupted {
-        log.line(format!("{s}: stopping new operations, healing, then checking what was recorded"));
+        log.line(format!(
+            "{s}: stopping new operations, healing, then checking what was recorded"
+        ));
     }
     if let Some(why) = &harness_failure {
-        log.line(format!("harness failure: {why}; stopping new operations and healing"));
+        log.line(format!(
+            "harness failure: {why}; stopping new operations and healing"
+        ));
     }
 
     // Stop: no new ops; in-flight ones complete or time out (info).
@@ -787,7 +796,10 @@ mod tests {
     #[test]
     fn the_progress_line_tracks_installed_faults_only() {
         let active = Mutex::new(BTreeSet::new());
-        track_active(&active, &FaultRecord::new("start-partition", Outcome::Installed));
+        track_active(
+            &active,
+            &FaultRecord::new("start-partition", Outcome::Installed),
+        );
         track_active(&active, &FaultRecord::new("kill", Outcome::Installed));
         track_active(
             &active,

@@ -88,13 +88,7 @@ impl Recorder {
         });
     }
 
-    pub fn complete(
-        &self,
-        process: u64,
-        f: &str,
-        key: Option<Value>,
-        done: workloads::Completion,
-    ) {
+    pub fn complete(&self, process: u64, f: &str, key: Option<Value>, done: workloads::Completion) {
         let counter = match done.kind {
             OpType::Ok => &self.counts.ok,
             OpType::Fail => &self.counts.fail,
@@ -198,7 +192,11 @@ mod tests {
         ];
         for (input, kept, torn) in cases {
             let (got, n) = complete_lines(input.as_bytes());
-            assert_eq!((std::str::from_utf8(got).unwrap(), n), (kept, torn), "{input:?}");
+            assert_eq!(
+                (std::str::from_utf8(got).unwrap(), n),
+                (kept, torn),
+                "{input:?}"
+            );
         }
     }
 
