@@ -287,3 +287,105 @@ async fn a_killed_controller_leaves_a_checkable_history_and_healable_nodes() {
     db::teardown(server.as_ref(), &nodes, None).await.unwrap();
     std::fs::remove_dir_all(&store).unwrap();
 }
+
+/// Bad flags stop `faultline run` before it touches any node: exit 254 and one line naming the flag.
+#[test]
+fn bad_run_arguments_exit_254_naming_the_flag() {
+    let me = env!("CARGO_BIN_EXE_faultline");
+    let private = [
+        "--cluster-dir",
+        "/var/lib/faultline/test-flargs",
+        "--cluster-tag",
+        "flargs",
+        "--cluster-bridge",
+        "flargsbr",
+        "--cluster-subnet",
+        "10.77.43",
+        "--server-bin",
+        me,
+    ];
+    let cases: [(&[&str], &str); 6] = [
+        (&["--concurrency", "0n", "--local", "3"], "--concurrency"),
+        (&["--nemesis", "flood", "--local", "3"], "--nemesis"),
+        (&["--local", "3", "--read-mode", "fast"], "--read-mode"),
+        (&["--local", "3", "--time-limit", "0"], "--time-limit"),
+        (&["--local", "1", "--nemesis", "partition"], "--nemesis"),
+        (
+            &["--nodes-file", "/nonexistent/nodes.txt"],
+            "/nonexistent/nodes.txt",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(me)
+            .args(["run", "--target", "raft"])
+            .args(args)
+            .args(private)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let out = Command::new(me)
+        .args(["run", "--target", "raft", "--local", "3"])
+        .args(&private[..8])
+        .args(["--server-bin", "/nonexistent/faultline-server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--server-bin"), "{stderr}");
+}
+
+/// `faultline analyze` checks a run whose controller died mid-write: the torn last line is
+/// dropped (and said so), the complete ones are checked, results.json and report.html written.
+#[test]
+fn analyze_ignores_a_torn_last_line() {
+    let store = fresh_store("analyze");
+    let run = results::store::Store::new(&store)
+        .create_run("raft-register", chrono::Utc::now())
+        .unwrap();
+    std::fs::write(run.test_path(), "test: raft-register\nworkload: register\n").unwrap();
+    let lines = [
+        r#"{"index":0,"time":10,"process":0,"type":"invoke","f":"write","key":1,"value":3}"#,
+        r#"{"index":1,"time":20,"process":0,"type":"ok","f":"write","key":1,"value":3}"#,
+        r#"{"index":2,"time":30,"process":1,"type":"invoke","f":"read","key":1,"value":null}"#,
+        r#"{"index":3,"time":40,"process":1,"type":"ok","f":"read","key":1,"value":3}"#,
+    ];
+    let torn = r#"{"index":4,"time":50,"process":"nem"#;
+    std::fs::write(run.history_path(), format!("{}\n{torn}", lines.join("\n"))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("analyze")
+        .arg(&run.path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("torn last line ({} bytes", torn.len())),
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("raft-register: valid (2 client ops"),
+        "{stdout}"
+    );
+    assert_eq!(
+        run.read_results().unwrap().unwrap().verdict,
+        checkers::verdict::Verdict::Valid
+    );
+    assert!(run.report_path().is_file());
+
+    // The same history with a stale read after the write is invalid: exit 1.
+    let stale = lines[3].replace("\"value\":3}", "\"value\":null}");
+    let text = format!("{}\n{}\n{}\n{stale}\n", lines[0], lines[1], lines[2]);
+    std::fs::write(run.history_path(), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("analyze")
+        .arg(&run.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    std::fs::remove_dir_all(&store).unwrap();
+}

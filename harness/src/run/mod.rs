@@ -329,6 +329,24 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     let t_start = Instant::now();
     let tty = std::io::stderr().is_terminal();
 
+    // Check what can be checked before touching any node.
+    let planned: Vec<String> = match &cfg.nodes {
+        Nodes::Local(cc) => (1..=cc.nodes).map(|i| format!("n{i}")).collect(),
+        Nodes::Inventory { inventory, .. } => {
+            inventory.nodes.iter().map(|n| n.name.clone()).collect()
+        }
+    };
+    let concurrency = cfg.concurrency.resolve(planned.len());
+    if concurrency == 0 {
+        return Err(RunError::Config("--concurrency: no clients".into()));
+    }
+    let plan = schedule(&ScheduleConfig {
+        interval: cfg.nemesis_interval,
+        duration: cfg.time_limit,
+        ..ScheduleConfig::new(cfg.seed, planned, cfg.nemesis.clone())
+    })
+    .map_err(|e| RunError::Config(format!("--nemesis: {e}")))?;
+
     // Nodes.
     let (inventory, cluster_desc, controller_hint) = match &cfg.nodes {
         Nodes::Local(cc) => {
@@ -350,17 +368,15 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         Nodes::Inventory { inventory, source } => (inventory.clone(), source.clone(), None),
     };
     let names: Vec<String> = inventory.nodes.iter().map(|n| n.name.clone()).collect();
-    let concurrency = cfg.concurrency.resolve(names.len());
-    if concurrency == 0 {
-        return Err(RunError::Config("--concurrency: no clients".into()));
+    if let Nodes::Local(cc) = &cfg.nodes {
+        if names.len() != cc.nodes {
+            return Err(RunError::Setup(format!(
+                "the local cluster has {} nodes, {} were asked for",
+                names.len(),
+                cc.nodes
+            )));
+        }
     }
-    let plan = schedule(&ScheduleConfig {
-        interval: cfg.nemesis_interval,
-        duration: cfg.time_limit,
-        ..ScheduleConfig::new(cfg.seed, names.clone(), cfg.nemesis.clone())
-    })
-    .map_err(|e| RunError::Config(format!("--nemesis: {e}")))?;
-
     // The run directory and its log.
     let store = Store::new(&cfg.store);
     let run = store
