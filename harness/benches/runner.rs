@@ -95,7 +95,8 @@ fn main() {
     );
 
     cluster::down(&dir).unwrap();
-    let (mut rates, mut checks, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rates, mut ok_rates, mut checks, mut counts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
         let r = rt.block_on(execute(config(3, 30, 20, &store))).unwrap();
         let completions = r
@@ -103,6 +104,12 @@ fn main() {
             .ops
             .iter()
             .filter(|o| o.is_client() && o.kind != checkers::history::OpType::Invoke)
+            .count();
+        let oks = r
+            .history
+            .ops
+            .iter()
+            .filter(|o| o.is_client() && o.kind == checkers::history::OpType::Ok)
             .count();
         let on_disk = r.run.read_history().unwrap().ops.len();
         assert_eq!(
@@ -115,17 +122,20 @@ fn main() {
         let check_s = t.elapsed().as_secs_f64();
         let rate = completions as f64 / r.main_phase.as_secs_f64();
         eprintln!(
-            "round {round}: {completions} completions in {:.1} s = {rate:.0} ops/s; checked ({:?}) in {check_s:.3} s",
+            "round {round}: {completions} completions ({oks} ok) in {:.1} s = {rate:.0} ops/s, {:.0} ok/s; checked ({:?}) in {check_s:.3} s",
             r.main_phase.as_secs_f64(),
+            oks as f64 / r.main_phase.as_secs_f64(),
             checked.verdict
         );
         rates.push(rate);
+        ok_rates.push(oks as f64 / r.main_phase.as_secs_f64());
         checks.push(check_s);
         counts.push(completions as f64);
     }
     println!(
-        "runner/throughput raft 3 nodes, 30 clients, 20 s: median {:.0} ops/s ({:.0} completions, all recorded), check median {:.3} s",
+        "runner/throughput raft 3 nodes, 30 clients, 20 s: median {:.0} ops/s, {:.0} ok/s ({:.0} completions, all recorded), check median {:.3} s",
         median(rates),
+        median(ok_rates),
         median(counts),
         median(checks)
     );

@@ -287,7 +287,15 @@ async fn client_worker(
         if let Ok(mut first) = shared.first_op.lock() {
             first.get_or_insert_with(Instant::now);
         }
-        let done = perform(&mut client, &shared.recorder, process, &inv).await;
+        let (done, unavailable) = perform(&mut client, &shared.recorder, process, &inv).await;
+        if unavailable {
+            // Nobody can serve right now (election, partitioned node, server down): a client
+            // that retried at once would only fill the history with identical failures.
+            tokio::select! {
+                _ = tokio::time::sleep(UNAVAILABLE_BACKOFF) => {}
+                _ = stop.changed() => {}
+            }
+        }
         if done == OpType::Info {
             // The outcome is unknown: this process may still have an op in flight, forever.
             process += concurrency as u64;
@@ -297,17 +305,30 @@ async fn client_worker(
     }
 }
 
+/// How long a client waits after the target said it cannot serve at all.
+const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Error codes (the prefix of a completion's `error`) that mean "nobody can serve right now",
+/// as opposed to an answer about the operation itself (`cas-mismatch`, `aborted`).
+const UNAVAILABLE: [&str; 4] = ["no-leader", "not-leader", "unavailable", "connect-failed"];
+
+/// Invokes, records both ends; returns the completion's type and whether the target was
+/// unavailable.
 async fn perform(
     client: &mut BundledClient,
     recorder: &Recorder,
     process: u64,
     inv: &Invocation,
-) -> OpType {
+) -> (OpType, bool) {
     recorder.invoke(process, &inv.f, inv.key.clone(), inv.value.clone());
     let done = client.invoke(inv).await;
     let kind = done.kind;
+    let unavailable = done
+        .error
+        .as_deref()
+        .is_some_and(|e| UNAVAILABLE.iter().any(|c| e.starts_with(c)));
     recorder.complete(process, &inv.f, inv.key.clone(), done);
-    kind
+    (kind, unavailable)
 }
 
 async fn signal() -> &'static str {
@@ -649,7 +670,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
                 let node = &names[(i + attempt) % names.len()];
                 let addr = server.client_addr(node).expect("member address");
                 let mut client = BundledClient::new(node.clone(), addr, cfg.op_timeout);
-                let kind = perform(&mut client, &recorder, process, inv).await;
+                let (kind, _) = perform(&mut client, &recorder, process, inv).await;
                 process += 1;
                 if kind == OpType::Ok {
                     break;
