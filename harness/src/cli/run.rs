@@ -261,7 +261,7 @@ pub fn finish(record: &RunRecord, workload: WorkloadKind, limit: Duration) -> an
         );
     }
     if let Some(why) = &record.harness_failure {
-        eprintln!("faultline: harness failure (faults healed, history checked): {why}");
+        eprintln!("faultline: harness failure (new operations stopped, healing attempted — see faultline.log —, history checked): {why}");
         return Ok(Exit::Internal);
     }
     Ok(exit)
