@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// No progress line or periodic progress log.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the test this many times, run i with seed `--seed + i`; stops at the first harness
+    /// failure. The exit code is the worst verdict (invalid over unknown over valid).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub test_count: u32,
 }
 
 /// The local cluster's names, for `--local` (defaults: those of `faultline cluster up`).
@@ -225,8 +229,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let cfg = config(&args)?;
     let limit = seconds("--check-time-limit", args.check_time_limit)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let record = rt.block_on(run::execute(cfg.clone())).map_err(classify)?;
-    finish(&record, cfg.workload, limit)
+    let mut worst = Exit::Valid;
+    for i in 0..args.test_count {
+        let cfg = RunConfig {
+            seed: cfg.seed.wrapping_add(u64::from(i)),
+            ..cfg.clone()
+        };
+        let record = rt.block_on(run::execute(cfg.clone())).map_err(classify)?;
+        let exit = finish(&record, cfg.workload, limit)?;
+        if exit == Exit::Internal || record.interrupted.is_some() {
+            return Ok(exit);
+        }
+        worst = worse(worst, exit);
+    }
+    Ok(worst)
+}
+
+/// The more alarming of two verdict exit codes: invalid, then unknown, then valid.
+fn worse(a: Exit, b: Exit) -> Exit {
+    let rank = |e: Exit| match e {
+        Exit::Invalid => 3,
+        Exit::Unknown => 2,
+        _ => 1,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 pub(crate) fn classify(e: RunError) -> anyhow::Error {
