@@ -389,3 +389,75 @@ fn analyze_ignores_a_torn_last_line() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     std::fs::remove_dir_all(&store).unwrap();
 }
+
+/// SIGTERM mid-run: new operations stop, faults are healed (no residue), what was recorded is
+/// checked and reported, and the last fault record is the heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_heals_and_still_checks_what_was_recorded() {
+    if !root_or_skip("sigterm_heals_and_still_checks_what_was_recorded") {
+        return;
+    }
+    let cfg = config("flterm", 45, 3);
+    let (_guard, c) = Guard::up(cfg.clone());
+    let store = fresh_store("term");
+    let child = faultline_run(
+        &cfg,
+        &store,
+        &[
+            "--nemesis",
+            "partition,pause,clock",
+            "--nemesis-interval",
+            "3",
+            "--time-limit",
+            "300",
+            "--seed",
+            "5",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn faultline");
+    let latest = store.join("latest");
+    let mut waited = Duration::ZERO;
+    loop {
+        let text = std::fs::read_to_string(latest.join("history.jsonl")).unwrap_or_default();
+        if text.contains("\"process\":\"nemesis\"") {
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(180),
+            "no fault within 3 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{:?}\n{stderr}",
+        out.status
+    );
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(stdout.contains("raft-register: "), "{stdout}");
+
+    let run = RunDir::open(std::fs::canonicalize(&latest).unwrap()).unwrap();
+    let history = run.read_history().expect("history parses");
+    let last_fault = history.ops.iter().rev().find(|o| !o.is_client()).unwrap();
+    assert_eq!(last_fault.f, "heal");
+    assert_eq!(last_fault.value["outcome"], "installed");
+    assert!(run.read_results().unwrap().is_some());
+    assert!(run.report_path().is_file());
+
+    let nodes = connect(&c).await;
+    let left = residue_with(&nodes, &faketime_access()).await;
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir_all(&store).unwrap();
+}

@@ -44,6 +44,7 @@ pub struct RunArgs {
     /// Invocations per second over all clients (0: as fast as they can).
     #[arg(long, value_name = "HZ", default_value_t = 100.0)]
     pub rate: f64,
+    /// Seeds the generator, the fault schedule and the servers' own randomness.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// A known server bug to switch on (targets/BUGS.md); repeat for more.
