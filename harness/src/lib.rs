@@ -6,4 +6,5 @@ pub mod cluster;
 pub mod db;
 pub mod doctor;
 pub mod inventory;
+pub mod run;
 pub mod ssh;

@@ -1,10 +1,13 @@
 //! Subcommands of the `faultline` binary and the one place where outcomes become exit codes.
 use clap::{Parser, Subcommand};
 
+pub mod analyze;
 pub mod check;
 pub mod cluster;
+pub mod demo;
 pub mod doctor;
 pub mod report;
+pub mod run;
 pub mod serve;
 
 /// Documented exit codes (README "Exit codes").
@@ -47,6 +50,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a test: bring up the cluster, start the target, run clients and faults, check.
+    Run(Box<run::RunArgs>),
+    /// A ~30 s Raft register test with partitions, kills and clock skew on 5 local nodes.
+    Demo(demo::DemoArgs),
+    /// Check a stored run again (also one whose controller died) and rewrite its report.
+    Analyze(analyze::AnalyzeArgs),
     /// Check a history file for linearizability or transactional anomalies.
     Check(check::CheckArgs),
     /// Bring up, inspect or tear down a local cluster of namespace nodes.
@@ -62,6 +71,9 @@ pub enum Command {
 /// Runs a parsed command line and maps its outcome to an exit code, printing errors as one line.
 pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Demo(args) => demo::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Doctor(args) => doctor::run(args),

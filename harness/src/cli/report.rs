@@ -98,34 +98,79 @@ fn load_run(args: &ReportArgs, limit: Option<Duration>) -> anyhow::Result<Loaded
             analyse(&history, guess, limit, &run.history_path())?
         }
     };
-    let files = [
-        store::HISTORY_FILE,
-        store::TEST_FILE,
-        store::RESULTS_FILE,
-        store::LOG_FILE,
-    ]
-    .iter()
-    .filter(|f| run.path.join(f).is_file())
-    .map(|f| f.to_string())
-    .collect();
-    // store/<test>/<timestamp>: the title and start time come from the path.
-    let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
-    let started = abs.file_name().map(|s| s.to_string_lossy().into_owned());
-    let title = abs
-        .parent()
-        .and_then(Path::file_name)
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
+    let parts = RunParts::read(&run)?;
     Ok(Loaded {
-        title,
-        started,
-        params: run.read_test().map_err(bad)?,
+        title: parts.title,
+        started: parts.started,
+        params: parts.params,
         history,
         analysis,
-        node_logs: run.node_logs().map_err(bad)?,
-        files,
+        node_logs: parts.node_logs,
+        files: parts.files,
         out: args.out.clone().unwrap_or_else(|| run.report_path()),
     })
+}
+
+/// What a run directory's report shows besides the history and the analysis.
+struct RunParts {
+    title: String,
+    started: Option<String>,
+    params: serde_json::Value,
+    node_logs: Vec<results::NodeLog>,
+    files: Vec<String>,
+}
+
+impl RunParts {
+    fn read(run: &RunDir) -> anyhow::Result<RunParts> {
+        let bad = |e: results::StoreError| BadInput(e.to_string());
+        let files = [
+            store::HISTORY_FILE,
+            store::TEST_FILE,
+            store::RESULTS_FILE,
+            store::LOG_FILE,
+        ]
+        .iter()
+        .filter(|f| run.path.join(f).is_file())
+        .map(|f| f.to_string())
+        .collect();
+        // store/<test>/<timestamp>: the title and start time come from the path.
+        let abs = std::fs::canonicalize(&run.path).unwrap_or(run.path.clone());
+        let started = abs.file_name().map(|s| s.to_string_lossy().into_owned());
+        let title = abs
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        Ok(RunParts {
+            title,
+            started,
+            params: run.read_test().map_err(bad)?,
+            node_logs: run.node_logs().map_err(bad)?,
+            files,
+        })
+    }
+}
+
+/// Writes a run's `results.json` and `report.html` (used by `faultline run` and `analyze`).
+pub(crate) fn write_run_results(
+    run: &RunDir,
+    history: &History,
+    analysis: &Analysis,
+) -> anyhow::Result<PathBuf> {
+    run.write_results(analysis)?;
+    let parts = RunParts::read(run)?;
+    let html = results::render(&ReportInput {
+        title: parts.title,
+        started: parts.started,
+        params: parts.params,
+        history,
+        analysis,
+        node_logs: parts.node_logs,
+        files: parts.files,
+    });
+    let out = run.report_path();
+    std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
 }
 
 /// Any history file the checkers read, checked now.
@@ -181,7 +226,7 @@ fn relative_link(report: &Path, history: &Path) -> Option<String> {
 }
 
 /// Runs the chosen checker; a history it cannot read is bad input naming the file.
-fn analyse(
+pub(crate) fn analyse(
     history: &History,
     model: CheckModel,
     limit: Option<Duration>,

@@ -247,11 +247,15 @@ impl FaultlineServer {
     }
 
     /// Shell functions shared by the scripts: `alive PID` holds for a live (non-zombie) server.
+    /// The command line reads empty while the process is inside an exec (`env` -> `setsid` ->
+    /// `sh` -> server), which counts as alive: `start` checks right after forking.
     fn prelude(&self) -> String {
         format!(
             "pidf={pidf}\n\
              alive() {{ s=$(cat /proc/$1/stat 2>/dev/null) || return 1; s=${{s##*) }}; \
-             case $s in Z*|X*) return 1;; esac; grep -qa {SERVER} /proc/$1/cmdline 2>/dev/null; }}\n\
+             case $s in Z*|X*) return 1;; esac; \
+             c=$(tr -d '\\000' < /proc/$1/cmdline 2>/dev/null) || return 1; \
+             case $c in ''|*{SERVER}*) return 0;; esac; return 1; }}\n\
              pid=$(cat \"$pidf\" 2>/dev/null || true)\n",
             pidf = q(&self.pid_file()),
         )

@@ -1,0 +1,335 @@
+//! `faultline run`: one test against a target on a local cluster or an inventory's nodes, then
+//! its check and report. Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 a
+//! harness failure (reported after healing and checking what was recorded).
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use checkers::verdict::Verdict;
+use checkers::History;
+use nemesis::FaultKind;
+use results::store::RunDir;
+use workloads::gen::WorkloadKind;
+
+use super::report::{analyse, write_run_results};
+use super::{BadInput, Exit};
+use crate::cluster::ClusterConfig;
+use crate::db::Protocol;
+use crate::inventory::InventoryArgs;
+use crate::run::{self, Concurrency, Nodes, RunConfig, RunError, RunRecord};
+use results::CheckModel;
+
+/// Environment variable naming the `faultline-server` binary to install on the nodes.
+pub const SERVER_BIN_ENV: &str = "FAULTLINE_SERVER_BIN";
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The system under test.
+    #[arg(long, value_enum)]
+    pub target: TargetArg,
+    /// The workload (it implies the checker).
+    #[arg(long, value_parser = parse_workload, default_value = "register")]
+    pub workload: WorkloadKind,
+    /// Fault kinds to mix: partition, clock, kill, pause, packet, all or none.
+    #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
+    pub nemesis: FaultList,
+    /// Length of each quiet and each faulty period of the schedule, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub nemesis_interval: f64,
+    /// Length of the main phase, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub time_limit: f64,
+    /// Client processes: a number, or a multiple of the node count (`2n`).
+    #[arg(long, value_name = "N|Kn", default_value = "1n")]
+    pub concurrency: Concurrency,
+    /// Invocations per second over all clients (0: as fast as they can).
+    #[arg(long, value_name = "HZ", default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seeds the generator, the fault schedule and the servers' own randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A known server bug to switch on (targets/BUGS.md); repeat for more.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// How the servers serve reads: quorum or lease.
+    #[arg(long, value_name = "MODE")]
+    pub read_mode: Option<String>,
+    /// Bring up (or reuse) a local cluster of N namespace nodes instead of an inventory.
+    #[arg(long, value_name = "N", conflicts_with_all = ["inventory", "nodes", "node", "nodes_file", "vagrant_ssh_config"])]
+    pub local: Option<usize>,
+    #[command(flatten)]
+    pub cluster: LocalClusterArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    /// Where runs are stored.
+    #[arg(long, value_name = "DIR", default_value = "store")]
+    pub store: PathBuf,
+    /// The faultline-server binary to install [default: $FAULTLINE_SERVER_BIN, else the one next
+    /// to this program].
+    #[arg(long, value_name = "FILE")]
+    pub server_bin: Option<PathBuf>,
+    /// Leave the servers running after the test (logs are still collected).
+    #[arg(long)]
+    pub leave_db_running: bool,
+    /// A request without a reply after this many seconds is recorded as `info`.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub op_timeout: f64,
+    /// Give up checking after this many seconds (verdict unknown).
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub check_time_limit: f64,
+    /// No progress line or periodic progress log.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Run the test this many times, run i with seed `--seed + i`; stops at the first harness
+    /// failure. The exit code is the worst verdict (invalid over unknown over valid).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub test_count: u32,
+}
+
+/// The local cluster's names, for `--local` (defaults: those of `faultline cluster up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalClusterArgs {
+    /// State directory of the local cluster [default: $FAULTLINE_CLUSTER_DIR or
+    /// /var/lib/faultline/cluster].
+    #[arg(long, value_name = "DIR")]
+    pub cluster_dir: Option<PathBuf>,
+    /// Prefix of the local cluster's namespaces.
+    #[arg(long, default_value = "fl")]
+    pub cluster_tag: String,
+    /// The local cluster's bridge.
+    #[arg(long, default_value = "flbr0")]
+    pub cluster_bridge: String,
+    /// First three octets of the local cluster's /24.
+    #[arg(long, default_value = "10.77.0")]
+    pub cluster_subnet: String,
+}
+
+impl LocalClusterArgs {
+    pub fn config(&self, nodes: usize) -> ClusterConfig {
+        ClusterConfig {
+            tag: self.cluster_tag.clone(),
+            bridge: self.cluster_bridge.clone(),
+            subnet: self.cluster_subnet.clone(),
+            ..ClusterConfig::new(
+                self.cluster_dir
+                    .clone()
+                    .unwrap_or_else(ClusterConfig::default_dir),
+                nodes,
+            )
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    Raft,
+    Paxos,
+    #[value(name = "2pc")]
+    TwoPc,
+}
+
+impl From<TargetArg> for Protocol {
+    fn from(t: TargetArg) -> Protocol {
+        match t {
+            TargetArg::Raft => Protocol::Raft,
+            TargetArg::Paxos => Protocol::Paxos,
+            TargetArg::TwoPc => Protocol::TwoPc,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FaultList(pub Vec<FaultKind>);
+
+fn parse_nemesis(s: &str) -> Result<FaultList, String> {
+    FaultKind::parse_list(s)
+        .map(FaultList)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_workload(s: &str) -> Result<WorkloadKind, String> {
+    s.parse()
+}
+
+fn seconds(flag: &str, s: f64) -> Result<Duration, BadInput> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            BadInput(format!(
+                "{flag}: expected a positive number of seconds, found {s}"
+            ))
+        })
+}
+
+/// The server binary: the flag, the environment, else `faultline-server` next to this program.
+pub fn server_bin(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match flag.or_else(|| std::env::var_os(SERVER_BIN_ENV).map(PathBuf::from)) {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating this program")?
+            .with_file_name("faultline-server"),
+    };
+    if !path.is_file() {
+        return Err(BadInput(format!(
+            "--server-bin: {} does not exist (build it with `cargo build -p targets`, or pass --server-bin / set {SERVER_BIN_ENV})",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(path)
+}
+
+/// Builds the run configuration from the flags.
+pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    let nodes = match args.local {
+        Some(n) => Nodes::Local(args.cluster.config(n)),
+        None => {
+            let inventory = args
+                .inventory
+                .to_inventory()
+                .map_err(|e| BadInput(format!("{e} (or use --local N for a local cluster)")))?;
+            let source = match &args.inventory.inventory {
+                Some(f) => f.display().to_string(),
+                None => "--nodes".to_string(),
+            };
+            Nodes::Inventory { inventory, source }
+        }
+    };
+    if let Some(mode) = &args.read_mode {
+        if mode != "quorum" && mode != "lease" {
+            return Err(
+                BadInput(format!("--read-mode: {mode:?} (expected quorum or lease)")).into(),
+            );
+        }
+    }
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        return Err(BadInput(format!("--rate: {} is not a rate in Hz", args.rate)).into());
+    }
+    Ok(RunConfig {
+        protocol: args.target.into(),
+        workload: args.workload,
+        nemesis: args.nemesis.0.clone(),
+        nemesis_interval: seconds("--nemesis-interval", args.nemesis_interval)?,
+        time_limit: seconds("--time-limit", args.time_limit)?,
+        concurrency: args.concurrency,
+        rate: (args.rate > 0.0).then_some(args.rate),
+        seed: args.seed,
+        bugs: args.bugs.clone(),
+        read_mode: args.read_mode.clone(),
+        nodes,
+        store: args.store.clone(),
+        server_bin: server_bin(args.server_bin.clone())?,
+        leave_db_running: args.leave_db_running,
+        op_timeout: seconds("--op-timeout", args.op_timeout)?,
+        ready_timeout: Duration::from_secs(60),
+        progress: !args.quiet,
+    })
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let cfg = config(&args)?;
+    let limit = seconds("--check-time-limit", args.check_time_limit)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut worst = Exit::Valid;
+    for i in 0..args.test_count {
+        let cfg = RunConfig {
+            seed: cfg.seed.wrapping_add(u64::from(i)),
+            ..cfg.clone()
+        };
+        let record = rt.block_on(run::execute(cfg.clone())).map_err(classify)?;
+        let exit = finish(&record, cfg.workload, limit)?;
+        if exit == Exit::Internal || record.interrupted.is_some() {
+            return Ok(exit);
+        }
+        worst = worse(worst, exit);
+    }
+    Ok(worst)
+}
+
+/// The more alarming of two verdict exit codes: invalid, then unknown, then valid.
+fn worse(a: Exit, b: Exit) -> Exit {
+    let rank = |e: Exit| match e {
+        Exit::Invalid => 3,
+        Exit::Unknown => 2,
+        _ => 1,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+pub(crate) fn classify(e: RunError) -> anyhow::Error {
+    match e {
+        RunError::Config(m) => BadInput(m).into(),
+        RunError::Setup(m) => anyhow::anyhow!(m),
+    }
+}
+
+/// The checker a workload implies.
+pub(crate) fn model_of(workload: WorkloadKind) -> CheckModel {
+    match workload {
+        WorkloadKind::Register => CheckModel::CasRegister,
+        WorkloadKind::ListAppend => CheckModel::ListAppend,
+        WorkloadKind::RwRegister => CheckModel::RwRegister,
+        WorkloadKind::Set => CheckModel::Set,
+    }
+}
+
+/// Checks a finished run, writes results.json and report.html, prints the verdict line and
+/// returns the exit code (255 after a harness failure, whatever the verdict).
+pub fn finish(record: &RunRecord, workload: WorkloadKind, limit: Duration) -> anyhow::Result<Exit> {
+    let exit = check_and_report(
+        &record.run,
+        &record.history,
+        workload,
+        limit,
+        &record.test_name,
+    )?;
+    if let Some(s) = record.interrupted {
+        eprintln!(
+            "faultline: the run was interrupted by {s}; the verdict covers what was recorded"
+        );
+    }
+    if let Some(why) = &record.harness_failure {
+        eprintln!("faultline: harness failure (new operations stopped, healing attempted — see faultline.log —, history checked): {why}");
+        return Ok(Exit::Internal);
+    }
+    Ok(exit)
+}
+
+/// Checks `history` as `workload` prescribes, stores the results and the report, prints one line.
+pub(crate) fn check_and_report(
+    run: &RunDir,
+    history: &History,
+    workload: WorkloadKind,
+    limit: Duration,
+    test: &str,
+) -> anyhow::Result<Exit> {
+    let analysis = analyse(
+        history,
+        model_of(workload),
+        Some(limit),
+        &run.history_path(),
+    )?;
+    let report = write_run_results(run, history, &analysis)?;
+    let client_ops = history
+        .ops
+        .iter()
+        .filter(|o| o.is_client() && o.kind != checkers::history::OpType::Invoke)
+        .count();
+    println!(
+        "{test}: {} ({client_ops} client ops, {} anomalies; checked in {:.3} s) -> {}",
+        analysis.verdict,
+        analysis.anomaly_count(),
+        analysis.elapsed_us as f64 / 1e6,
+        report.display()
+    );
+    Ok(match analysis.verdict {
+        Verdict::Valid => Exit::Valid,
+        Verdict::Invalid => Exit::Invalid,
+        Verdict::Unknown => Exit::Unknown,
+    })
+}

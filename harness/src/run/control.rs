@@ -1,0 +1,127 @@
+//! [`TargetControl`] for `faultline-server`: process control through the [`Database`] life
+//! cycle, leaders and server clocks through the servers' own `status` request.
+use std::sync::Arc;
+use std::time::Duration;
+
+use nemesis::{ControlError, Remote, TargetControl};
+use targets::protocol::NodeStatus;
+use workloads::bundled::BundledClient;
+
+use crate::db::{Database, FaultlineServer};
+
+/// How long one `status` request may take (a paused server never answers).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the nemesis and the runner use to act on the servers of one run.
+pub struct ServerControl {
+    db: Arc<FaultlineServer>,
+    nodes: Vec<Arc<dyn Remote>>,
+}
+
+impl ServerControl {
+    pub fn new(db: Arc<FaultlineServer>, nodes: Vec<Arc<dyn Remote>>) -> Self {
+        ServerControl { db, nodes }
+    }
+
+    fn node(&self, name: &str) -> Result<&dyn Remote, ControlError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.as_ref())
+            .ok_or_else(|| failed(name, "not in the inventory"))
+    }
+
+    /// The `status` of `node`'s server.
+    pub async fn status(&self, node: &str) -> Result<NodeStatus, ControlError> {
+        let addr = self
+            .db
+            .client_addr(node)
+            .ok_or_else(|| failed(node, "no client address"))?;
+        BundledClient::new(node, addr, STATUS_TIMEOUT)
+            .status()
+            .await
+            .map_err(|e| failed(node, e))
+    }
+
+    /// Every node's status, asked in parallel, in node order.
+    pub async fn statuses(&self) -> Vec<Result<NodeStatus, ControlError>> {
+        futures::future::join_all(self.nodes.iter().map(|n| self.status(n.name()))).await
+    }
+
+    /// Waits until every server answers `status` and, when `need_leader`, one says it leads.
+    /// Returns what was missing when `timeout` passes first.
+    pub async fn await_ready(&self, timeout: Duration, need_leader: bool) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let all = self.statuses().await;
+            let down: Vec<String> = all
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+                .collect();
+            let led = all
+                .iter()
+                .any(|r| r.as_ref().is_ok_and(|s| s.role == "leader"));
+            let missing = if !down.is_empty() {
+                Some(down.join("; "))
+            } else if need_leader && !led {
+                Some("no server says it leads".to_string())
+            } else {
+                None
+            };
+            match missing {
+                None => return Ok(()),
+                Some(why) if tokio::time::Instant::now() >= deadline => return Err(why),
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+fn failed(node: &str, e: impl std::fmt::Display) -> ControlError {
+    ControlError::Failed {
+        node: node.into(),
+        cause: e.to_string(),
+    }
+}
+
+#[async_trait::async_trait]
+impl TargetControl for ServerControl {
+    async fn kill(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .kill(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn start(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .start(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn pause(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .pause(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn resume(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .resume(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    /// The node that says it leads with the highest term (a deposed leader may not know yet).
+    async fn leader(&self) -> Result<Option<String>, ControlError> {
+        let best = self
+            .statuses()
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|s| s.role == "leader")
+            .max_by_key(|s| s.term);
+        Ok(best.map(|s| s.node))
+    }
+    async fn wall_clock_ms(&self, node: &str) -> Result<Option<i64>, ControlError> {
+        Ok(Some(self.status(node).await?.time_ms as i64))
+    }
+}
