@@ -6,16 +6,14 @@ mod cluster_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use checkers::read::{self, Format};
 use cluster_support::{config, connect, root_or_skip, Guard};
 use harness::db::{self, members_of, BinarySource, FaultlineServer, Protocol, ServerConfig};
 use harness::run::recorder::complete_lines;
-use harness::run::ServerControl;
-use nemesis::heal::{heal_all, residue_with, HealOptions};
-use nemesis::{Access, OffsetFiles, Outcome};
+use nemesis::heal::residue_with;
+use nemesis::{Access, OffsetFiles};
 use results::store::RunDir;
 
 /// Same lookup as `db_lifecycle.rs`: `$FAULTLINE_SERVER_BIN`, the binary beside this test, or
@@ -257,34 +255,30 @@ async fn a_killed_controller_leaves_a_checkable_history_and_healable_nodes() {
     let nodes = connect(&c).await;
     let before = residue_with(&nodes, &faketime_access()).await;
     eprintln!("left by the killed controller: {before:?}");
-    let server = Arc::new(
-        FaultlineServer::new(ServerConfig {
-            faketime: true,
-            ..ServerConfig::new(
-                Protocol::Raft,
-                BinarySource::Local(server_binary()),
-                members_of(&nodes),
-            )
-        })
-        .unwrap(),
+    // `faultline cluster heal`, as a user would run it after a controller died.
+    let healed = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["cluster", "heal", "--inventory"])
+        .arg(c.inventory_path())
+        .output()
+        .unwrap();
+    let heal_out = String::from_utf8_lossy(&healed.stdout);
+    assert_eq!(healed.status.code(), Some(0), "{heal_out}");
+    assert!(
+        heal_out.contains("no fault left on 3 node(s)"),
+        "{heal_out}"
     );
-    let control = ServerControl::new(server.clone(), nodes.clone());
-    let names: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
-    let rec = heal_all(
-        &nodes,
-        Some(&control),
-        &HealOptions {
-            access: faketime_access(),
-            restart: names,
-            continue_stopped: true,
-            ..HealOptions::default()
-        },
-    )
-    .await;
-    assert_eq!(rec.outcome, Outcome::Installed, "{}", rec.value());
+    let server = FaultlineServer::new(ServerConfig {
+        faketime: true,
+        ..ServerConfig::new(
+            Protocol::Raft,
+            BinarySource::Local(server_binary()),
+            members_of(&nodes),
+        )
+    })
+    .unwrap();
     let after = residue_with(&nodes, &faketime_access()).await;
     assert!(after.is_empty(), "{after:?}");
-    db::teardown(server.as_ref(), &nodes, None).await.unwrap();
+    db::teardown(&server, &nodes, None).await.unwrap();
     std::fs::remove_dir_all(&store).unwrap();
 }
 
