@@ -6,45 +6,12 @@ mod cluster_support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cluster_support::{assert_no_residue, config, connect, root_or_skip, Guard};
+use cluster_support::{assert_no_residue, config, connect, root_or_skip, server_binary, Guard};
 use harness::cluster;
 use harness::db::{
     self, members_of, BinarySource, Database, FaultlineServer, Installed, Protocol, ServerConfig,
 };
 use nemesis::{Command, Remote};
-
-/// The `faultline-server` binary: `$FAULTLINE_SERVER_BIN`, else the one `cargo test --workspace`
-/// built next to this test, else built now into a target dir of its own (the test's own target
-/// dir is locked by the running `cargo test`).
-fn server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("FAULTLINE_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
-    let beside = profile_dir.join("faultline-server");
-    if beside.exists() {
-        return beside;
-    }
-    let own = profile_dir.join("faultline-server-build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "targets",
-            "--bin",
-            "faultline-server",
-            "--target-dir",
-        ])
-        .arg(&own)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building faultline-server failed");
-    own.join("debug").join("faultline-server")
-}
 
 /// Runs a shell snippet on the node and returns its trimmed stdout.
 async fn sh(node: &dyn Remote, script: &str) -> String {

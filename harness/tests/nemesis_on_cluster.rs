@@ -6,11 +6,10 @@
 //! the `status` request; the runner is expected to provide the real one.
 mod cluster_support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_support::{config, connect, root_or_skip, Guard};
+use cluster_support::{config, connect, root_or_skip, server_binary, Guard};
 use harness::db::{
     self, members_of, BinarySource, Database, FaultlineServer, Protocol, ServerConfig,
 };
@@ -20,38 +19,6 @@ use nemesis::{
     Outcome, PacketFault, Remote, Shape, TargetControl, Targets,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// Same lookup as `db_lifecycle.rs`: `$FAULTLINE_SERVER_BIN`, the binary beside this test, or
-/// a build into a target dir of its own.
-fn server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("FAULTLINE_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
-    let beside = profile_dir.join("faultline-server");
-    if beside.exists() {
-        return beside;
-    }
-    let own = profile_dir.join("faultline-server-build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "targets",
-            "--bin",
-            "faultline-server",
-            "--target-dir",
-        ])
-        .arg(&own)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building faultline-server failed");
-    own.join("debug").join("faultline-server")
-}
 
 struct ServerControl {
     db: Arc<FaultlineServer>,

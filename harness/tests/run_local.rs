@@ -9,44 +9,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use checkers::read::{self, Format};
-use cluster_support::{config, connect, root_or_skip, Guard};
+use cluster_support::{config, connect, root_or_skip, server_binary, Guard};
 use harness::db::{self, members_of, BinarySource, FaultlineServer, Protocol, ServerConfig};
 use harness::run::recorder::complete_lines;
 use nemesis::heal::residue_with;
 use nemesis::{Access, OffsetFiles};
 use results::store::RunDir;
-
-/// Same lookup as `db_lifecycle.rs`: `$FAULTLINE_SERVER_BIN`, the binary beside this test, or
-/// a build into a target dir of its own.
-fn server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("FAULTLINE_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
-    let beside = profile_dir.join("faultline-server");
-    if beside.exists() {
-        return beside;
-    }
-    let own = profile_dir.join("faultline-server-build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "targets",
-            "--bin",
-            "faultline-server",
-            "--target-dir",
-        ])
-        .arg(&own)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building faultline-server failed");
-    own.join("debug").join("faultline-server")
-}
 
 /// `faultline run` against the test's own cluster, storing into `store`.
 fn faultline_run(cfg: &harness::cluster::ClusterConfig, store: &Path, extra: &[&str]) -> Command {

@@ -110,3 +110,36 @@ pub fn assert_no_residue(cfg: &ClusterConfig, state_dir: &Path) {
         "node directories left in {dir}"
     );
 }
+
+/// The `faultline-server` binary: `$FAULTLINE_SERVER_BIN`, else the one `cargo test --workspace`
+/// built next to this test, else built now into a target dir of its own (the test's own target
+/// dir is locked by the running `cargo test`).
+pub fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("FAULTLINE_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
+    let beside = profile_dir.join("faultline-server");
+    if beside.exists() {
+        return beside;
+    }
+    let own = profile_dir.join("faultline-server-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "targets",
+            "--bin",
+            "faultline-server",
+            "--target-dir",
+        ])
+        .arg(&own)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building faultline-server failed");
+    own.join("debug").join("faultline-server")
+}
