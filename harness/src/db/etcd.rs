@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use workloads::etcd::{EtcdClient, ReadMode};
 use workloads::Invocation;
 
+use super::daemon::{polls, Daemon, POLL};
 use super::{Database, DbError, Installed};
 use crate::cluster::shell_quote as q;
 
@@ -84,7 +85,6 @@ pub struct Etcd {
 }
 
 const APT_ETCD: &str = "/usr/bin/etcd";
-const POLL: &str = "0.02";
 
 impl Etcd {
     /// Validates the configuration and, for a local binary, reads and hashes it once.
@@ -231,19 +231,11 @@ impl Etcd {
         Ok(())
     }
 
-    /// `alive PID` holds for a live (non-zombie) etcd started by us. The command line reads empty
-    /// while the process is between fork and exec (or inside an exec), which counts as alive:
-    /// `start` checks right after forking.
-    fn prelude(&self) -> String {
-        format!(
-            "pidf={pidf}\n\
-             alive() {{ s=$(cat /proc/$1/stat 2>/dev/null) || return 1; s=${{s##*) }}; \
-             case $s in Z*|X*) return 1;; esac; \
-             c=$(tr -d '\\000' < /proc/$1/cmdline 2>/dev/null) || return 1; \
-             case $c in ''|*etcd*) return 0;; esac; return 1; }}\n\
-             pid=$(cat \"$pidf\" 2>/dev/null || true)\n",
-            pidf = q(&self.pid_file()),
-        )
+    fn daemon(&self) -> Daemon<'_> {
+        Daemon {
+            name: "etcd",
+            pid_file: self.pid_file(),
+        }
     }
 
     async fn root(
@@ -259,32 +251,7 @@ impl Etcd {
 
     /// Waits (on the node) until the recorded etcd is gone, then removes the pid file.
     fn wait_gone(&self) -> String {
-        format!(
-            "i=0\nwhile [ -n \"$pid\" ] && alive \"$pid\"; do\n\
-             i=$((i+1)); [ $i -le {polls} ] || {{ echo \"etcd (pid $pid) still alive\" >&2; exit 1; }}\n\
-             sleep {POLL}\ndone\nrm -f \"$pidf\"\n",
-            polls = polls(Duration::from_secs(10))
-        )
-    }
-
-    async fn signal(&self, node: &dyn Remote, sig: &str, missing_ok: bool) -> Result<(), DbError> {
-        let script = format!(
-            "{prelude}if [ -z \"$pid\" ] || ! alive \"$pid\"; then exit 3; fi\nkill -{sig} \"$pid\"\n",
-            prelude = self.prelude()
-        );
-        let out = node.exec(Command::new(script).sudo("root")).await?;
-        match out.status {
-            Some(0) => Ok(()),
-            Some(3) if missing_ok => Ok(()),
-            Some(3) => Err(DbError::node(node, "etcd is not running")),
-            status => Err(DbError::node(
-                node,
-                format!(
-                    "kill -{sig} etcd failed ({status:?}): {}",
-                    out.stderr_str().trim()
-                ),
-            )),
-        }
+        self.daemon().wait_gone(polls(Duration::from_secs(10)))
     }
 
     async fn install_upload(
@@ -321,10 +288,6 @@ impl Etcd {
             bytes: bytes.len() as u64,
         })
     }
-}
-
-fn polls(d: Duration) -> u64 {
-    (d.as_millis() as u64 / 20).max(1)
 }
 
 #[async_trait::async_trait]
@@ -392,7 +355,7 @@ impl Database for Etcd {
              if ss -Hltnp \"sport = :{port}\" 2>/dev/null | grep -q \"pid=$pid,\"; then exit 0; fi\n\
              i=$((i+1)); [ $i -le {polls} ] || {{ echo \"etcd (pid $pid) not listening on port {port} after {secs:?}\" >&2; exit 5; }}\n\
              sleep {POLL}\ndone\n",
-            prelude = self.prelude(),
+            prelude = self.daemon().prelude(),
             rs = q(&self.run_script()),
             run = q(&self.path("run")),
             logdir = q(&self.path("log")),
@@ -428,7 +391,7 @@ impl Database for Etcd {
              kill -TERM \"$pid\"; kill -CONT \"$pid\" 2>/dev/null || true\n\
              i=0\nwhile alive \"$pid\" && [ $i -lt {grace} ]; do i=$((i+1)); sleep {POLL}; done\n\
              alive \"$pid\" && kill -KILL \"$pid\" 2>/dev/null\n{wait}",
-            prelude = self.prelude(),
+            prelude = self.daemon().prelude(),
             grace = polls(self.cfg.stop_grace),
             wait = self.wait_gone(),
         );
@@ -440,7 +403,7 @@ impl Database for Etcd {
     async fn kill(&self, node: &dyn Remote) -> Result<(), DbError> {
         let script = format!(
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then kill -KILL \"$pid\"; fi\n{wait}",
-            prelude = self.prelude(),
+            prelude = self.daemon().prelude(),
             wait = self.wait_gone(),
         );
         self.root(node, script, Duration::from_secs(30)).await?;
@@ -448,12 +411,12 @@ impl Database for Etcd {
     }
 
     async fn pause(&self, node: &dyn Remote) -> Result<(), DbError> {
-        self.signal(node, "STOP", false).await
+        self.daemon().signal(node, "STOP", false).await
     }
 
     async fn resume(&self, node: &dyn Remote) -> Result<(), DbError> {
         // Healing must be safe to repeat: resuming a member that is gone is not an error.
-        self.signal(node, "CONT", true).await
+        self.daemon().signal(node, "CONT", true).await
     }
 
     async fn wipe(&self, node: &dyn Remote) -> Result<(), DbError> {
@@ -512,7 +475,7 @@ impl Database for Etcd {
     async fn is_running(&self, node: &dyn Remote) -> Result<bool, DbError> {
         let script = format!(
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
-            prelude = self.prelude()
+            prelude = self.daemon().prelude()
         );
         Ok(self
             .root(node, script, Duration::from_secs(30))

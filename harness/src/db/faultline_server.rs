@@ -13,6 +13,7 @@ use std::time::Duration;
 use nemesis::{Command, Remote};
 use sha2::{Digest, Sha256};
 
+use super::daemon::{polls, Daemon, POLL};
 use super::{Database, DbError, Installed, FAKETIME_LIB};
 use crate::cluster::shell_quote as q;
 
@@ -122,7 +123,6 @@ pub struct FaultlineServer {
 }
 
 const SERVER: &str = "faultline-server";
-const POLL: &str = "0.02";
 
 impl FaultlineServer {
     /// Validates the configuration and, for a local binary, reads and hashes it once.
@@ -246,19 +246,11 @@ impl FaultlineServer {
         Ok(args.join(" "))
     }
 
-    /// Shell functions shared by the scripts: `alive PID` holds for a live (non-zombie) server.
-    /// The command line reads empty while the process is inside an exec (`env` -> `setsid` ->
-    /// `sh` -> server), which counts as alive: `start` checks right after forking.
-    fn prelude(&self) -> String {
-        format!(
-            "pidf={pidf}\n\
-             alive() {{ s=$(cat /proc/$1/stat 2>/dev/null) || return 1; s=${{s##*) }}; \
-             case $s in Z*|X*) return 1;; esac; \
-             c=$(tr -d '\\000' < /proc/$1/cmdline 2>/dev/null) || return 1; \
-             case $c in ''|*{SERVER}*) return 0;; esac; return 1; }}\n\
-             pid=$(cat \"$pidf\" 2>/dev/null || true)\n",
-            pidf = q(&self.pid_file()),
-        )
+    fn daemon(&self) -> Daemon<'_> {
+        Daemon {
+            name: SERVER,
+            pid_file: self.pid_file(),
+        }
     }
 
     async fn root(&self, node: &dyn Remote, script: String) -> Result<String, DbError> {
@@ -270,40 +262,6 @@ impl FaultlineServer {
             )
             .await?)
     }
-
-    /// Runs a signal script; exit status 3 means "not running".
-    async fn signal(&self, node: &dyn Remote, sig: &str, missing_ok: bool) -> Result<(), DbError> {
-        let script = format!(
-            "{prelude}if [ -z \"$pid\" ] || ! alive \"$pid\"; then exit 3; fi\nkill -{sig} \"$pid\"\n",
-            prelude = self.prelude()
-        );
-        let out = node.exec(Command::new(script).sudo("root")).await?;
-        match out.status {
-            Some(0) => Ok(()),
-            Some(3) if missing_ok => Ok(()),
-            Some(3) => Err(DbError::node(node, format!("{SERVER} is not running"))),
-            status => Err(DbError::node(
-                node,
-                format!(
-                    "kill -{sig} failed ({status:?}): {}",
-                    out.stderr_str().trim()
-                ),
-            )),
-        }
-    }
-
-    /// Waits (on the node) until the recorded server is gone, then removes the pid file.
-    fn wait_gone(&self, polls: u64) -> String {
-        format!(
-            "i=0\nwhile [ -n \"$pid\" ] && alive \"$pid\"; do\n\
-             i=$((i+1)); [ $i -le {polls} ] || {{ echo \"{SERVER} (pid $pid) still alive\" >&2; exit 1; }}\n\
-             sleep {POLL}\ndone\nrm -f \"$pidf\"\n"
-        )
-    }
-}
-
-fn polls(d: Duration) -> u64 {
-    (d.as_millis() as u64 / 20).max(1)
 }
 
 #[async_trait::async_trait]
@@ -426,7 +384,7 @@ impl Database for FaultlineServer {
              if ss -Hltnp \"sport = :{port}\" 2>/dev/null | grep -q \"pid=$pid,\"; then exit 0; fi\n\
              i=$((i+1)); [ $i -le {polls} ] || {{ echo \"{SERVER} (pid $pid) not listening on port {port} after {secs:?}\" >&2; exit 5; }}\n\
              sleep {POLL}\ndone\n",
-            prelude = self.prelude(),
+            prelude = self.daemon().prelude(),
             rs = q(&self.run_script()),
             run = q(&self.path("run")),
             log = q(&self.log_dir()),
@@ -463,8 +421,8 @@ impl Database for FaultlineServer {
              kill -TERM \"$pid\"; kill -CONT \"$pid\" 2>/dev/null || true\n\
              i=0\nwhile alive \"$pid\" && [ $i -lt {grace} ]; do i=$((i+1)); sleep {POLL}; done\n\
              alive \"$pid\" && kill -KILL \"$pid\" 2>/dev/null\n{wait}",
-            prelude = self.prelude(),
-            wait = self.wait_gone(polls(Duration::from_secs(10))),
+            prelude = self.daemon().prelude(),
+            wait = self.daemon().wait_gone(polls(Duration::from_secs(10))),
         );
         self.root(node, script).await?;
         Ok(())
@@ -473,20 +431,20 @@ impl Database for FaultlineServer {
     async fn kill(&self, node: &dyn Remote) -> Result<(), DbError> {
         let script = format!(
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then kill -KILL \"$pid\"; fi\n{wait}",
-            prelude = self.prelude(),
-            wait = self.wait_gone(polls(Duration::from_secs(10))),
+            prelude = self.daemon().prelude(),
+            wait = self.daemon().wait_gone(polls(Duration::from_secs(10))),
         );
         self.root(node, script).await?;
         Ok(())
     }
 
     async fn pause(&self, node: &dyn Remote) -> Result<(), DbError> {
-        self.signal(node, "STOP", false).await
+        self.daemon().signal(node, "STOP", false).await
     }
 
     async fn resume(&self, node: &dyn Remote) -> Result<(), DbError> {
         // Healing must be safe to repeat: resuming a server that is gone is not an error.
-        self.signal(node, "CONT", true).await
+        self.daemon().signal(node, "CONT", true).await
     }
 
     async fn wipe(&self, node: &dyn Remote) -> Result<(), DbError> {
@@ -553,7 +511,7 @@ impl Database for FaultlineServer {
     async fn is_running(&self, node: &dyn Remote) -> Result<bool, DbError> {
         let script = format!(
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
-            prelude = self.prelude()
+            prelude = self.daemon().prelude()
         );
         Ok(self.root(node, script).await?.trim() == "yes")
     }

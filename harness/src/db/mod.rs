@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use nemesis::{Remote, RemoteError};
 
+mod daemon;
 mod etcd;
 mod faultline_server;
 
