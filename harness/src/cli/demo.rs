@@ -10,7 +10,7 @@ use super::run::{classify, finish, server_bin};
 use super::Exit;
 use crate::cluster::{self, ClusterConfig};
 use crate::db::Protocol;
-use crate::run::{self, Concurrency, Nodes, RunConfig};
+use crate::run::{self, Concurrency, Nodes, RunConfig, Target};
 
 /// The demo's own cluster, so that it never touches a cluster the user brought up.
 const DEMO_DIR: &str = "/var/lib/faultline/demo";
@@ -51,7 +51,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         ..ClusterConfig::new(DEMO_DIR, 5)
     };
     let cfg = RunConfig {
-        protocol: Protocol::Raft,
+        target: Target::Server(Protocol::Raft),
         workload: WorkloadKind::Register,
         nemesis: vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Clock],
         nemesis_interval: time_limit / 6,

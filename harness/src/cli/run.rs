@@ -14,9 +14,9 @@ use workloads::gen::WorkloadKind;
 use super::report::{analyse, write_run_results};
 use super::{BadInput, Exit};
 use crate::cluster::ClusterConfig;
-use crate::db::Protocol;
+use crate::db::{EtcdBinary, Protocol};
 use crate::inventory::InventoryArgs;
-use crate::run::{self, Concurrency, Nodes, RunConfig, RunError, RunRecord};
+use crate::run::{self, Concurrency, Nodes, RunConfig, RunError, RunRecord, Target};
 use results::CheckModel;
 
 /// Environment variable naming the `faultline-server` binary to install on the nodes.
@@ -51,7 +51,8 @@ pub struct RunArgs {
     /// A known server bug to switch on (targets/BUGS.md); repeat for more.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
-    /// How the servers serve reads: quorum or lease.
+    /// How reads are served: quorum or lease (bundled servers), linearizable or serializable
+    /// (etcd).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
     /// Bring up (or reuse) a local cluster of N namespace nodes instead of an inventory.
@@ -65,7 +66,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
     /// The faultline-server binary to install [default: $FAULTLINE_SERVER_BIN, else the one next
-    /// to this program].
+    /// to this program]; with `--target etcd`, an etcd binary to upload [default: Debian's
+    /// /usr/bin/etcd, installed with apt-get when missing].
     #[arg(long, value_name = "FILE")]
     pub server_bin: Option<PathBuf>,
     /// Leave the servers running after the test (logs are still collected).
@@ -126,14 +128,18 @@ pub enum TargetArg {
     Paxos,
     #[value(name = "2pc")]
     TwoPc,
+    /// etcd, one member per node (tested with Debian's etcd 3.4).
+    Etcd,
 }
 
-impl From<TargetArg> for Protocol {
-    fn from(t: TargetArg) -> Protocol {
-        match t {
-            TargetArg::Raft => Protocol::Raft,
-            TargetArg::Paxos => Protocol::Paxos,
-            TargetArg::TwoPc => Protocol::TwoPc,
+impl TargetArg {
+    /// The bundled server's protocol, or `None` for etcd.
+    fn protocol(self) -> Option<Protocol> {
+        match self {
+            TargetArg::Raft => Some(Protocol::Raft),
+            TargetArg::Paxos => Some(Protocol::Paxos),
+            TargetArg::TwoPc => Some(Protocol::TwoPc),
+            TargetArg::Etcd => None,
         }
     }
 }
@@ -196,18 +202,49 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             Nodes::Inventory { inventory, source }
         }
     };
+    let (modes, target) = match args.target.protocol() {
+        Some(p) => (["quorum", "lease"], Target::Server(p)),
+        None => {
+            let binary = match &args.server_bin {
+                Some(p) if !p.is_file() => {
+                    return Err(BadInput(format!(
+                        "--server-bin: {} does not exist",
+                        p.display()
+                    ))
+                    .into())
+                }
+                Some(p) => EtcdBinary::Local(p.clone()),
+                None => EtcdBinary::Apt,
+            };
+            (["linearizable", "serializable"], Target::Etcd(binary))
+        }
+    };
     if let Some(mode) = &args.read_mode {
-        if mode != "quorum" && mode != "lease" {
-            return Err(
-                BadInput(format!("--read-mode: {mode:?} (expected quorum or lease)")).into(),
-            );
+        if !modes.contains(&mode.as_str()) {
+            return Err(BadInput(format!(
+                "--read-mode: {mode:?} (expected {} or {} for --target {})",
+                modes[0],
+                modes[1],
+                target.name()
+            ))
+            .into());
         }
     }
+    if matches!(target, Target::Etcd(_)) && !args.bugs.is_empty() {
+        return Err(BadInput(
+            "--bug: etcd has no switchable bugs (they belong to the bundled servers)".into(),
+        )
+        .into());
+    }
+    let server = match &target {
+        Target::Server(_) => server_bin(args.server_bin.clone())?,
+        Target::Etcd(_) => PathBuf::new(),
+    };
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
         return Err(BadInput(format!("--rate: {} is not a rate in Hz", args.rate)).into());
     }
     Ok(RunConfig {
-        protocol: args.target.into(),
+        target,
         workload: args.workload,
         nemesis: args.nemesis.0.clone(),
         nemesis_interval: seconds("--nemesis-interval", args.nemesis_interval)?,
@@ -219,7 +256,7 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         read_mode: args.read_mode.clone(),
         nodes,
         store: args.store.clone(),
-        server_bin: server_bin(args.server_bin.clone())?,
+        server_bin: server,
         leave_db_running: args.leave_db_running,
         op_timeout: seconds("--op-timeout", args.op_timeout)?,
         ready_timeout: Duration::from_secs(60),

@@ -1,5 +1,7 @@
-//! [`TargetControl`] for `faultline-server`: process control through the [`Database`] life
-//! cycle, leaders and server clocks through the servers' own `status` request.
+//! [`TargetControl`] for `faultline-server` ([`ServerControl`]: process control through the
+//! [`Database`] life cycle, leaders and server clocks through the servers' own `status` request)
+//! and for etcd ([`EtcdControl`]: process control only; no leader is looked up, so the nemesis
+//! skips `isolate-leader` partitions with a reason).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use nemesis::{ControlError, Remote, TargetControl};
 use targets::protocol::NodeStatus;
 use workloads::bundled::BundledClient;
 
-use crate::db::{Database, FaultlineServer};
+use crate::db::{Database, Etcd, FaultlineServer};
 
 /// How long one `status` request may take (a paused server never answers).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -123,5 +125,65 @@ impl TargetControl for ServerControl {
     }
     async fn wall_clock_ms(&self, node: &str) -> Result<Option<i64>, ControlError> {
         Ok(Some(self.status(node).await?.time_ms as i64))
+    }
+}
+
+/// What the nemesis and the runner use to act on the etcd members of one run.
+pub struct EtcdControl {
+    db: Arc<Etcd>,
+    nodes: Vec<Arc<dyn Remote>>,
+}
+
+impl EtcdControl {
+    pub fn new(db: Arc<Etcd>, nodes: Vec<Arc<dyn Remote>>) -> Self {
+        EtcdControl { db, nodes }
+    }
+
+    fn node(&self, name: &str) -> Result<&dyn Remote, ControlError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.as_ref())
+            .ok_or_else(|| failed(name, "not in the inventory"))
+    }
+
+    /// Waits until every member answers a linearizable read ([`Etcd::wait_healthy`]).
+    pub async fn await_ready(&self, timeout: Duration) -> Result<(), String> {
+        self.db
+            .wait_healthy(&self.nodes, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl TargetControl for EtcdControl {
+    async fn kill(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .kill(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn start(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .start(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn pause(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .pause(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    async fn resume(&self, node: &str) -> Result<(), ControlError> {
+        self.db
+            .resume(self.node(node)?)
+            .await
+            .map_err(|e| failed(node, e))
+    }
+    /// Not looked up: `isolate-leader` partitions are skipped ("no leader known").
+    async fn leader(&self) -> Result<Option<String>, ControlError> {
+        Ok(None)
     }
 }

@@ -29,17 +29,22 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use workloads::bundled::BundledClient;
+use workloads::etcd::{EtcdClient, ReadMode};
 use workloads::gen::{generator, Generator, Invocation, WorkloadKind, WorkloadOptions};
+use workloads::Completion;
 
 use crate::cluster::{self, ClusterConfig};
-use crate::db::{self, BinarySource, Database, FaultlineServer, Protocol, ServerConfig};
+use crate::db::{
+    self, BinarySource, Database, Etcd, EtcdBinary, EtcdConfig, FaultlineServer, Protocol,
+    ServerConfig,
+};
 use crate::inventory::Inventory;
 use crate::ssh::{connect_all, SshOptions};
 
 pub mod control;
 pub mod recorder;
 
-pub use control::ServerControl;
+pub use control::{EtcdControl, ServerControl};
 use recorder::{Counts, Recorder};
 
 /// Where the nodes come from.
@@ -93,10 +98,28 @@ impl std::str::FromStr for Concurrency {
     }
 }
 
+/// The system under test.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The bundled `faultline-server` speaking this protocol (installed from `server_bin`).
+    Server(Protocol),
+    /// etcd, one member per node, from this binary.
+    Etcd(EtcdBinary),
+}
+
+impl Target {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Server(p) => p.as_str(),
+            Target::Etcd(_) => "etcd",
+        }
+    }
+}
+
 /// Everything one run needs.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub protocol: Protocol,
+    pub target: Target,
     pub workload: WorkloadKind,
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval: Duration,
@@ -106,9 +129,11 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     pub seed: u64,
     pub bugs: Vec<String>,
+    /// `quorum|lease` for the bundled servers, `linearizable|serializable` for etcd.
     pub read_mode: Option<String>,
     pub nodes: Nodes,
     pub store: PathBuf,
+    /// The `faultline-server` binary (unused for etcd, whose binary is in [`Target::Etcd`]).
     pub server_bin: PathBuf,
     pub leave_db_running: bool,
     /// A client request without a reply after this long is recorded as `info`.
@@ -122,7 +147,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// The store's test name: `<target>-<workload>`.
     pub fn test_name(&self) -> String {
-        format!("{}-{}", self.protocol.as_str(), self.workload.name())
+        format!("{}-{}", self.target.name(), self.workload.name())
     }
 }
 
@@ -249,8 +274,81 @@ impl Pacer {
     }
 }
 
+/// Which client speaks to the target.
+#[derive(Debug, Clone, Copy)]
+enum ClientKind {
+    Bundled,
+    Etcd(ReadMode),
+}
+
+impl ClientKind {
+    fn connect(self, node: &str, addr: String, timeout: Duration) -> Client {
+        match self {
+            ClientKind::Bundled => Client::Bundled(BundledClient::new(node, addr, timeout)),
+            ClientKind::Etcd(mode) => Client::Etcd(EtcdClient::new(node, addr, timeout, mode)),
+        }
+    }
+}
+
+/// One logical client's connection to one node, whatever the target.
+enum Client {
+    Bundled(BundledClient),
+    Etcd(EtcdClient),
+}
+
+impl Client {
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        match self {
+            Client::Bundled(c) => c.invoke(inv).await,
+            Client::Etcd(c) => c.invoke(inv).await,
+        }
+    }
+}
+
+/// The target's database and its control, as the runner drives them.
+enum Sut {
+    Server {
+        db: Arc<FaultlineServer>,
+        control: Arc<ServerControl>,
+        need_leader: bool,
+    },
+    Etcd {
+        db: Arc<Etcd>,
+        control: Arc<EtcdControl>,
+    },
+}
+
+impl Sut {
+    fn db(&self) -> &dyn Database {
+        match self {
+            Sut::Server { db, .. } => db.as_ref(),
+            Sut::Etcd { db, .. } => db.as_ref(),
+        }
+    }
+
+    fn control(&self) -> Arc<dyn nemesis::TargetControl> {
+        match self {
+            Sut::Server { control, .. } => control.clone(),
+            Sut::Etcd { control, .. } => control.clone(),
+        }
+    }
+
+    /// Waits until the target serves on every node.
+    async fn await_ready(&self, timeout: Duration) -> Result<(), String> {
+        match self {
+            Sut::Server {
+                control,
+                need_leader,
+                ..
+            } => control.await_ready(timeout, *need_leader).await,
+            Sut::Etcd { control, .. } => control.await_ready(timeout).await,
+        }
+    }
+}
+
 struct Shared {
     gen: Mutex<Box<dyn Generator>>,
+    client: ClientKind,
     pacer: Pacer,
     recorder: Recorder,
     first_op: Mutex<Option<Instant>>,
@@ -268,7 +366,7 @@ async fn client_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut process = worker as u64;
-    let mut client = BundledClient::new(node.clone(), addr.clone(), shared.op_timeout);
+    let mut client = shared.client.connect(&node, addr.clone(), shared.op_timeout);
     shared.max_process.fetch_max(process, Ordering::Relaxed);
     loop {
         if *stop.borrow() {
@@ -300,7 +398,7 @@ async fn client_worker(
             // The outcome is unknown: this process may still have an op in flight, forever.
             process += concurrency as u64;
             shared.max_process.fetch_max(process, Ordering::Relaxed);
-            client = BundledClient::new(node.clone(), addr.clone(), shared.op_timeout);
+            client = shared.client.connect(&node, addr.clone(), shared.op_timeout);
         }
     }
 }
@@ -315,7 +413,7 @@ const UNAVAILABLE: [&str; 4] = ["no-leader", "not-leader", "unavailable", "conne
 /// Invokes, records both ends; returns the completion's type and whether the target was
 /// unavailable.
 async fn perform(
-    client: &mut BundledClient,
+    client: &mut Client,
     recorder: &Recorder,
     process: u64,
     inv: &Invocation,
@@ -412,7 +510,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     };
     let params = TestParams {
         test: cfg.test_name(),
-        target: cfg.protocol.as_str(),
+        target: cfg.target.name(),
         workload: cfg.workload.name(),
         nemesis: cfg.nemesis.iter().map(|k| k.as_str()).collect(),
         nemesis_interval_s: cfg.nemesis_interval.as_secs_f64(),
@@ -424,7 +522,11 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         read_mode: cfg.read_mode.as_deref(),
         nodes: names.clone(),
         cluster: cluster_desc.clone(),
-        server_bin: cfg.server_bin.display().to_string(),
+        server_bin: match &cfg.target {
+            Target::Server(_) => cfg.server_bin.display().to_string(),
+            Target::Etcd(EtcdBinary::Apt) => "etcd from apt (/usr/bin/etcd)".to_string(),
+            Target::Etcd(EtcdBinary::Local(p)) => p.display().to_string(),
+        },
         op_timeout_s: cfg.op_timeout.as_secs_f64(),
         schedule: serde_json::to_value(&plan).unwrap_or_default(),
     };
@@ -447,30 +549,17 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let nodes: Vec<Arc<dyn Remote>> = remotes.into_iter().map(|r| r as Arc<dyn Remote>).collect();
     let clock_faults = cfg.nemesis.contains(&FaultKind::Clock);
-    let server_cfg = ServerConfig {
-        bugs: cfg.bugs.clone(),
-        read_mode: cfg.read_mode.clone(),
-        seed: Some(cfg.seed),
-        faketime: clock_faults,
-        ..ServerConfig::new(
-            cfg.protocol,
-            BinarySource::Local(cfg.server_bin.clone()),
-            db::members_of(&nodes),
-        )
-    };
-    let server = Arc::new(FaultlineServer::new(server_cfg).map_err(|e| match e {
-        db::DbError::Config(_) => RunError::Config(e.to_string()),
-        other => RunError::Setup(other.to_string()),
-    })?);
+    let sut = target_for(&cfg, &nodes)?;
+    let db = sut.db();
     let access = Access {
         sudo: inventory.nodes.iter().any(|n| n.user != "root"),
-        offset_files: OffsetFiles::Fixed(format!(
-            "{}/run/faketime",
-            server.config().base_dir.trim_end_matches('/')
-        )),
+        offset_files: OffsetFiles::Fixed(
+            db.faketime_file()
+                .unwrap_or_else(|| db::FAKETIME_FILE.to_string()),
+        ),
         ..Access::default()
     };
-    let control = Arc::new(ServerControl::new(server.clone(), nodes.clone()));
+    let control = sut.control();
     // Leftovers of an earlier run (a killed controller) must not leak into this one.
     let leftovers = heal_all(&nodes, None, &heal_options(&access, vec![])).await;
     if leftovers.outcome.is_indeterminate() {
@@ -480,25 +569,29 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         )));
     }
     let fresh = async {
-        db::on_all(&nodes, |n| server.stop(n)).await?;
-        db::on_all(&nodes, |n| server.wipe(n)).await?;
-        db::setup(server.as_ref(), &nodes).await
+        db::on_all(&nodes, |n| db.stop(n)).await?;
+        db::on_all(&nodes, |n| db.wipe(n)).await?;
+        db::setup(db, &nodes).await
     };
     if let Err(e) = fresh.await {
-        return Err(RunError::Setup(format!("starting {}: {e}", server.name())));
+        return Err(RunError::Setup(format!("starting {}: {e}", db.name())));
     }
-    let need_leader = cfg.protocol == Protocol::Raft;
-    if let Err(why) = control.await_ready(cfg.ready_timeout, need_leader).await {
-        let _ = db::teardown(server.as_ref(), &nodes, Some(&run.path)).await;
+    if let Err(why) = sut.await_ready(cfg.ready_timeout).await {
+        let _ = db::teardown(db, &nodes, Some(&run.path)).await;
         return Err(RunError::Setup(format!(
             "{} not ready after {:?}: {why}",
-            server.name(),
+            db.name(),
             cfg.ready_timeout
         )));
     }
+    // Clock faults the target cannot feel are recorded as skipped, never silently dropped.
+    let clock_unsupported = db.clock_fault_unsupported().filter(|_| clock_faults);
+    if let Some(why) = &clock_unsupported {
+        log.line(format!("clock faults will be skipped: {why}"));
+    }
     log.line(format!(
         "{} serving on {} nodes after {:.2} s",
-        server.name(),
+        db.name(),
         nodes.len(),
         t_start.elapsed().as_secs_f64()
     ));
@@ -532,6 +625,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     let final_ops = gen.final_ops();
     let shared = Arc::new(Shared {
         gen: Mutex::new(gen),
+        client: client_kind(&cfg),
         pacer: Pacer {
             period: cfg
                 .rate
@@ -548,7 +642,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     let mut workers = Vec::with_capacity(concurrency);
     for w in 0..concurrency {
         let node = names[w % names.len()].clone();
-        let addr = server
+        let addr = db
             .client_addr(&node)
             .expect("every member has a client address");
         workers.push(tokio::spawn(client_worker(
@@ -566,11 +660,22 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         let active = active.clone();
         let plan = plan.clone();
         tokio::spawn(async move {
-            nem.run_schedule(&plan, started, |r| {
-                rec.nemesis(r);
-                track_active(&active, r);
-            })
-            .await
+            for step in &plan {
+                tokio::time::sleep_until(started + step.at).await;
+                let r = match (&step.op, &clock_unsupported) {
+                    (nemesis::FaultOp::Clock { change }, Some(why)) => {
+                        FaultRecord::new(step.op.f(), Outcome::Skipped(why.clone()))
+                            .with("change", change)
+                    }
+                    (op, _) => nem.apply(op).await,
+                };
+                rec.nemesis(&r);
+                track_active(&active, &r);
+                if r.outcome.is_indeterminate() {
+                    return Err(r);
+                }
+            }
+            Ok(())
         })
     };
     let progress = cfg.progress.then(|| {
@@ -647,7 +752,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     // Heal, always.
     let heal = heal_all(
         &nodes,
-        Some(control.as_ref() as &dyn nemesis::TargetControl),
+        Some(control.as_ref()),
         &heal_options(&access, names.clone()),
     )
     .await;
@@ -660,7 +765,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
 
     // Final phase: after recovery, the workload's final reads.
     if interrupted.is_none() && harness_failure.is_none() && !final_ops.is_empty() {
-        if let Err(why) = control.await_ready(cfg.ready_timeout, need_leader).await {
+        if let Err(why) = sut.await_ready(cfg.ready_timeout).await {
             log.line(format!("not fully recovered after healing: {why}"));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -668,8 +773,8 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         for (i, inv) in final_ops.iter().enumerate() {
             for attempt in 0..10 {
                 let node = &names[(i + attempt) % names.len()];
-                let addr = server.client_addr(node).expect("member address");
-                let mut client = BundledClient::new(node.clone(), addr, cfg.op_timeout);
+                let addr = db.client_addr(node).expect("member address");
+                let mut client = client_kind(&cfg).connect(node, addr, cfg.op_timeout);
                 let (kind, _) = perform(&mut client, &recorder, process, inv).await;
                 process += 1;
                 if kind == OpType::Ok {
@@ -718,14 +823,14 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
 
     // Stop the servers (unless asked not to) and collect their logs.
     let stop_result = if cfg.leave_db_running {
-        db::on_all(&nodes, |n| server.collect_logs(n, &run.path))
+        db::on_all(&nodes, |n| db.collect_logs(n, &run.path))
             .await
             .map(|_| ())
     } else {
-        db::teardown(server.as_ref(), &nodes, Some(&run.path)).await
+        db::teardown(db, &nodes, Some(&run.path)).await
     };
     if let Err(e) = stop_result {
-        log.line(format!("collecting logs / stopping {}: {e}", server.name()));
+        log.line(format!("collecting logs / stopping {}: {e}", db.name()));
     }
     Ok(RunRecord {
         run,
@@ -737,6 +842,69 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         main_phase,
         concurrency,
     })
+}
+
+/// The database and control for `cfg.target` on `nodes`.
+fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<Sut, RunError> {
+    let classify = |e: db::DbError| match e {
+        db::DbError::Config(_) => RunError::Config(e.to_string()),
+        other => RunError::Setup(other.to_string()),
+    };
+    match &cfg.target {
+        Target::Server(protocol) => {
+            let server_cfg = ServerConfig {
+                bugs: cfg.bugs.clone(),
+                read_mode: cfg.read_mode.clone(),
+                seed: Some(cfg.seed),
+                faketime: cfg.nemesis.contains(&FaultKind::Clock),
+                ..ServerConfig::new(
+                    *protocol,
+                    BinarySource::Local(cfg.server_bin.clone()),
+                    db::members_of(nodes),
+                )
+            };
+            let db = Arc::new(FaultlineServer::new(server_cfg).map_err(classify)?);
+            Ok(Sut::Server {
+                control: Arc::new(ServerControl::new(db.clone(), nodes.to_vec())),
+                db,
+                need_leader: *protocol == Protocol::Raft,
+            })
+        }
+        Target::Etcd(binary) => {
+            if !cfg.bugs.is_empty() {
+                return Err(RunError::Config(
+                    "--bug: etcd has no switchable bugs (they belong to the bundled servers)"
+                        .into(),
+                ));
+            }
+            if let Some(mode) = &cfg.read_mode {
+                mode.parse::<ReadMode>()
+                    .map_err(|e| RunError::Config(format!("--read-mode: {e}")))?;
+            }
+            let etcd_cfg = EtcdConfig {
+                binary: binary.clone(),
+                ..EtcdConfig::new(db::members_of(nodes))
+            };
+            let db = Arc::new(Etcd::new(etcd_cfg).map_err(classify)?);
+            Ok(Sut::Etcd {
+                control: Arc::new(EtcdControl::new(db.clone(), nodes.to_vec())),
+                db,
+            })
+        }
+    }
+}
+
+/// The client for `cfg.target` (an etcd read mode [`target_for`] refused never gets here).
+fn client_kind(cfg: &RunConfig) -> ClientKind {
+    match cfg.target {
+        Target::Server(_) => ClientKind::Bundled,
+        Target::Etcd(_) => ClientKind::Etcd(
+            cfg.read_mode
+                .as_deref()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 fn heal_options(access: &Access, restart: Vec<String>) -> HealOptions {
