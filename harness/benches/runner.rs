@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use checkers::linear::{self, Limits, Model};
 use harness::cluster::{self, ClusterConfig};
 use harness::db::Protocol;
-use harness::run::{execute, Concurrency, Nodes, RunConfig};
+use harness::run::{execute, Concurrency, Nodes, RunConfig, Target};
 use workloads::gen::WorkloadKind;
 
 fn server_binary() -> PathBuf {
@@ -44,7 +44,7 @@ fn cluster_config(nodes: usize) -> ClusterConfig {
 
 fn config(nodes: usize, clients: usize, secs: u64, store: &std::path::Path) -> RunConfig {
     RunConfig {
-        protocol: Protocol::Raft,
+        target: Target::Server(Protocol::Raft),
         workload: WorkloadKind::Register,
         nemesis: Vec::new(),
         nemesis_interval: Duration::from_secs(10),

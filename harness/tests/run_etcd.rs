@@ -30,17 +30,24 @@ fn etcd_or_skip(test: &str) -> bool {
 /// `faultline run --target etcd` against the test's own cluster, storing into `store`.
 fn faultline_run(cfg: &harness::cluster::ClusterConfig, store: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args(["run", "--target", "etcd", "--workload", "register", "--quiet"])
-        .arg("--local")
-        .arg(cfg.nodes.to_string())
-        .arg("--cluster-dir")
-        .arg(&cfg.dir)
-        .args(["--cluster-tag", &cfg.tag])
-        .args(["--cluster-bridge", &cfg.bridge])
-        .args(["--cluster-subnet", &cfg.subnet])
-        .arg("--store")
-        .arg(store)
-        .args(extra);
+    cmd.args([
+        "run",
+        "--target",
+        "etcd",
+        "--workload",
+        "register",
+        "--quiet",
+    ])
+    .arg("--local")
+    .arg(cfg.nodes.to_string())
+    .arg("--cluster-dir")
+    .arg(&cfg.dir)
+    .args(["--cluster-tag", &cfg.tag])
+    .args(["--cluster-bridge", &cfg.bridge])
+    .args(["--cluster-subnet", &cfg.subnet])
+    .arg("--store")
+    .arg(store)
+    .args(extra);
     cmd
 }
 
@@ -185,7 +192,10 @@ fn a_serializable_read_run_against_etcd_is_checked() {
         .iter()
         .filter(|o| !o.is_client() && o.f.ends_with("-clock"))
         .collect();
-    assert!(!clock.is_empty(), "no clock fault in the schedule: {faults:?}");
+    assert!(
+        !clock.is_empty(),
+        "no clock fault in the schedule: {faults:?}"
+    );
     assert!(
         faults.iter().any(|f| f == "start-partition"),
         "no partition in the schedule: {faults:?}"
@@ -198,4 +208,50 @@ fn a_serializable_read_run_against_etcd_is_checked() {
         );
     }
     std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// Flags that make no sense for etcd stop `faultline run` before it touches any node: exit 254
+/// and one line naming the flag.
+#[test]
+fn bad_etcd_arguments_exit_254_naming_the_flag() {
+    let me = env!("CARGO_BIN_EXE_faultline");
+    let private = [
+        "--local",
+        "3",
+        "--cluster-dir",
+        "/var/lib/faultline/test-flargs-etcd",
+        "--cluster-tag",
+        "flargse",
+        "--cluster-bridge",
+        "flargsebr",
+        "--cluster-subnet",
+        "10.77.38",
+    ];
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--target", "etcd", "--read-mode", "quorum"],
+            "--read-mode",
+        ),
+        (&["--target", "etcd", "--bug", "stale-read"], "--bug"),
+        (
+            &["--target", "raft", "--read-mode", "serializable"],
+            "--read-mode",
+        ),
+        (
+            &["--target", "etcd", "--server-bin", "/nonexistent/etcd"],
+            "--server-bin",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(me)
+            .arg("run")
+            .args(args)
+            .args(private)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
 }

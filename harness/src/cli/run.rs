@@ -207,11 +207,9 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         None => {
             let binary = match &args.server_bin {
                 Some(p) if !p.is_file() => {
-                    return Err(BadInput(format!(
-                        "--server-bin: {} does not exist",
-                        p.display()
-                    ))
-                    .into())
+                    return Err(
+                        BadInput(format!("--server-bin: {} does not exist", p.display())).into(),
+                    )
                 }
                 Some(p) => EtcdBinary::Local(p.clone()),
                 None => EtcdBinary::Apt,

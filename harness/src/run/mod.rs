@@ -366,7 +366,9 @@ async fn client_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut process = worker as u64;
-    let mut client = shared.client.connect(&node, addr.clone(), shared.op_timeout);
+    let mut client = shared
+        .client
+        .connect(&node, addr.clone(), shared.op_timeout);
     shared.max_process.fetch_max(process, Ordering::Relaxed);
     loop {
         if *stop.borrow() {
@@ -398,7 +400,9 @@ async fn client_worker(
             // The outcome is unknown: this process may still have an op in flight, forever.
             process += concurrency as u64;
             shared.max_process.fetch_max(process, Ordering::Relaxed);
-            client = shared.client.connect(&node, addr.clone(), shared.op_timeout);
+            client = shared
+                .client
+                .connect(&node, addr.clone(), shared.op_timeout);
         }
     }
 }
