@@ -7,10 +7,14 @@ mod cluster_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use checkers::history::OpType;
 use cluster_support::{config, root_or_skip, Guard};
+use harness::db::{self, Database, Etcd, EtcdConfig};
+use harness::run::EtcdControl;
+use nemesis::TargetControl;
 use results::store::RunDir;
 
 /// The two runs take turns: two etcd clusters at once would starve each other on small machines.
@@ -254,4 +258,50 @@ fn bad_etcd_arguments_exit_254_naming_the_flag() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+/// `EtcdControl::leader` names the member that leads; after that member is killed, another one.
+#[test]
+fn etcd_control_finds_the_leader_and_its_successor() {
+    let name = "etcd_control_finds_the_leader_and_its_successor";
+    if !etcd_or_skip(name) {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = config("flre", 37, 3);
+    let (_guard, c) = Guard::up(cfg.clone());
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(leader_and_successor(&c));
+}
+
+async fn leader_and_successor(c: &harness::cluster::LocalCluster) {
+    let nodes = cluster_support::connect(c).await;
+    let etcd = Arc::new(Etcd::new(EtcdConfig::new(db::members_of(&nodes))).unwrap());
+    db::setup(etcd.as_ref(), &nodes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    etcd.wait_healthy(&nodes, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let control = EtcdControl::new(etcd.clone(), nodes.clone());
+    let leader = control
+        .leader()
+        .await
+        .unwrap()
+        .expect("a healthy cluster has a leader");
+    assert!(["n1", "n2", "n3"].contains(&leader.as_str()), "{leader}");
+    control.kill(&leader).await.unwrap();
+    let mut next = None;
+    for _ in 0..300 {
+        next = control.leader().await.unwrap().filter(|l| *l != leader);
+        if next.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let next = next.expect("the two members left elect a leader");
+    assert_ne!(next, leader);
+    db::teardown(etcd.as_ref(), &nodes, None).await.unwrap();
+    db::on_all(&nodes, |n| etcd.wipe(n)).await.unwrap();
 }

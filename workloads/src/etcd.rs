@@ -152,6 +152,14 @@ pub fn server_error_is_definite(code: i64, message: &str) -> bool {
     }
 }
 
+/// What a member says of itself (see [`EtcdClient::member_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// It believes it is the leader (a deposed leader may not know yet).
+    pub leads: bool,
+    pub raft_term: u64,
+}
+
 /// One logical client's connection to one etcd member. One request outstanding at a time; the
 /// connection is dropped after any transport error and made again on the next request.
 pub struct EtcdClient {
@@ -415,6 +423,29 @@ impl EtcdClient {
             node: self.node.clone(),
             status: 200,
             cause,
+        }
+    }
+
+    /// The member's own view of the cluster (`POST /v3/maintenance/status`): whether it
+    /// believes it leads, and its Raft term.
+    pub async fn member_status(&mut self) -> Result<MemberStatus, EtcdError> {
+        let deadline = Instant::now() + self.timeout;
+        let v = self
+            .post("/v3/maintenance/status", json!({}), deadline)
+            .await?;
+        // The gateway writes uint64 fields as JSON strings.
+        let field = |v: &Value| match v {
+            Value::String(s) => s.parse::<u64>().ok(),
+            other => other.as_u64(),
+        };
+        let member = field(&v["header"]["member_id"]);
+        let leader = field(&v["leader"]);
+        match member {
+            Some(m) => Ok(MemberStatus {
+                leads: leader == Some(m),
+                raft_term: field(&v["raftTerm"]).unwrap_or(0),
+            }),
+            None => Err(self.bad_reply(format!("status without header.member_id: {v}"))),
         }
     }
 

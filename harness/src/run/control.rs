@@ -1,13 +1,14 @@
 //! [`TargetControl`] for `faultline-server` ([`ServerControl`]: process control through the
 //! [`Database`] life cycle, leaders and server clocks through the servers' own `status` request)
-//! and for etcd ([`EtcdControl`]: process control only; no leader is looked up, so the nemesis
-//! skips `isolate-leader` partitions with a reason).
+//! and for etcd ([`EtcdControl`]: process control through the life cycle, the leader through
+//! each member's `/v3/maintenance/status`).
 use std::sync::Arc;
 use std::time::Duration;
 
 use nemesis::{ControlError, Remote, TargetControl};
 use targets::protocol::NodeStatus;
 use workloads::bundled::BundledClient;
+use workloads::etcd::{EtcdClient, ReadMode};
 
 use crate::db::{Database, Etcd, FaultlineServer};
 
@@ -182,8 +183,22 @@ impl TargetControl for EtcdControl {
             .await
             .map_err(|e| failed(node, e))
     }
-    /// Not looked up: `isolate-leader` partitions are skipped ("no leader known").
+    /// The member that says it leads with the highest Raft term (`/v3/maintenance/status`).
     async fn leader(&self) -> Result<Option<String>, ControlError> {
-        Ok(None)
+        let asks = self.nodes.iter().map(|n| async move {
+            let addr = self.db.client_addr(n.name())?;
+            let mut client =
+                EtcdClient::new(n.name(), addr, STATUS_TIMEOUT, ReadMode::Linearizable);
+            let status = client.member_status().await.ok()?;
+            status
+                .leads
+                .then(|| (status.raft_term, n.name().to_string()))
+        });
+        let best = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .max();
+        Ok(best.map(|(_, node)| node))
     }
 }
