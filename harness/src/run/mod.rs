@@ -306,7 +306,7 @@ impl Client {
 }
 
 /// The target's database and its control, as the runner drives them.
-enum Sut {
+enum SystemUnderTest {
     Server {
         db: Arc<FaultlineServer>,
         control: Arc<ServerControl>,
@@ -318,30 +318,30 @@ enum Sut {
     },
 }
 
-impl Sut {
+impl SystemUnderTest {
     fn db(&self) -> &dyn Database {
         match self {
-            Sut::Server { db, .. } => db.as_ref(),
-            Sut::Etcd { db, .. } => db.as_ref(),
+            SystemUnderTest::Server { db, .. } => db.as_ref(),
+            SystemUnderTest::Etcd { db, .. } => db.as_ref(),
         }
     }
 
     fn control(&self) -> Arc<dyn nemesis::TargetControl> {
         match self {
-            Sut::Server { control, .. } => control.clone(),
-            Sut::Etcd { control, .. } => control.clone(),
+            SystemUnderTest::Server { control, .. } => control.clone(),
+            SystemUnderTest::Etcd { control, .. } => control.clone(),
         }
     }
 
     /// Waits until the target serves on every node.
     async fn await_ready(&self, timeout: Duration) -> Result<(), String> {
         match self {
-            Sut::Server {
+            SystemUnderTest::Server {
                 control,
                 need_leader,
                 ..
             } => control.await_ready(timeout, *need_leader).await,
-            Sut::Etcd { control, .. } => control.await_ready(timeout).await,
+            SystemUnderTest::Etcd { control, .. } => control.await_ready(timeout).await,
         }
     }
 }
@@ -849,7 +849,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
 }
 
 /// The database and control for `cfg.target` on `nodes`.
-fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<Sut, RunError> {
+fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<SystemUnderTest, RunError> {
     let classify = |e: db::DbError| match e {
         db::DbError::Config(_) => RunError::Config(e.to_string()),
         other => RunError::Setup(other.to_string()),
@@ -868,7 +868,7 @@ fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<Sut, RunErro
                 )
             };
             let db = Arc::new(FaultlineServer::new(server_cfg).map_err(classify)?);
-            Ok(Sut::Server {
+            Ok(SystemUnderTest::Server {
                 control: Arc::new(ServerControl::new(db.clone(), nodes.to_vec())),
                 db,
                 need_leader: *protocol == Protocol::Raft,
@@ -890,7 +890,7 @@ fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<Sut, RunErro
                 ..EtcdConfig::new(db::members_of(nodes))
             };
             let db = Arc::new(Etcd::new(etcd_cfg).map_err(classify)?);
-            Ok(Sut::Etcd {
+            Ok(SystemUnderTest::Etcd {
                 control: Arc::new(EtcdControl::new(db.clone(), nodes.to_vec())),
                 db,
             })
