@@ -15,23 +15,57 @@ use crate::db::{Database, Etcd, FaultlineServer};
 /// How long one `status` request may take (a paused server never answers).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// What the nemesis and the runner use to act on the servers of one run.
-pub struct ServerControl {
-    db: Arc<FaultlineServer>,
+/// The process-control half every [`TargetControl`] shares: the database's life cycle applied to
+/// a node named by the nemesis.
+struct Members {
+    db: Arc<dyn Database>,
     nodes: Vec<Arc<dyn Remote>>,
 }
 
-impl ServerControl {
-    pub fn new(db: Arc<FaultlineServer>, nodes: Vec<Arc<dyn Remote>>) -> Self {
-        ServerControl { db, nodes }
-    }
+/// A life-cycle step on one node.
+#[derive(Clone, Copy)]
+enum Step {
+    Kill,
+    Start,
+    Pause,
+    Resume,
+}
 
+impl Members {
     fn node(&self, name: &str) -> Result<&dyn Remote, ControlError> {
         self.nodes
             .iter()
             .find(|n| n.name() == name)
             .map(|n| n.as_ref())
             .ok_or_else(|| failed(name, "not in the inventory"))
+    }
+
+    async fn apply(&self, step: Step, node: &str) -> Result<(), ControlError> {
+        let remote = self.node(node)?;
+        let done = match step {
+            Step::Kill => self.db.kill(remote).await,
+            Step::Start => self.db.start(remote).await,
+            Step::Pause => self.db.pause(remote).await,
+            Step::Resume => self.db.resume(remote).await,
+        };
+        done.map_err(|e| failed(node, e))
+    }
+}
+
+/// What the nemesis and the runner use to act on the servers of one run.
+pub struct ServerControl {
+    db: Arc<FaultlineServer>,
+    nodes: Vec<Arc<dyn Remote>>,
+    members: Members,
+}
+
+impl ServerControl {
+    pub fn new(db: Arc<FaultlineServer>, nodes: Vec<Arc<dyn Remote>>) -> Self {
+        let members = Members {
+            db: db.clone(),
+            nodes: nodes.clone(),
+        };
+        ServerControl { db, nodes, members }
     }
 
     /// The `status` of `node`'s server.
@@ -90,28 +124,16 @@ fn failed(node: &str, e: impl std::fmt::Display) -> ControlError {
 #[async_trait::async_trait]
 impl TargetControl for ServerControl {
     async fn kill(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .kill(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Kill, node).await
     }
     async fn start(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .start(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Start, node).await
     }
     async fn pause(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .pause(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Pause, node).await
     }
     async fn resume(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .resume(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Resume, node).await
     }
     /// The node that says it leads with the highest term (a deposed leader may not know yet).
     async fn leader(&self) -> Result<Option<String>, ControlError> {
@@ -133,19 +155,16 @@ impl TargetControl for ServerControl {
 pub struct EtcdControl {
     db: Arc<Etcd>,
     nodes: Vec<Arc<dyn Remote>>,
+    members: Members,
 }
 
 impl EtcdControl {
     pub fn new(db: Arc<Etcd>, nodes: Vec<Arc<dyn Remote>>) -> Self {
-        EtcdControl { db, nodes }
-    }
-
-    fn node(&self, name: &str) -> Result<&dyn Remote, ControlError> {
-        self.nodes
-            .iter()
-            .find(|n| n.name() == name)
-            .map(|n| n.as_ref())
-            .ok_or_else(|| failed(name, "not in the inventory"))
+        let members = Members {
+            db: db.clone(),
+            nodes: nodes.clone(),
+        };
+        EtcdControl { db, nodes, members }
     }
 
     /// Waits until every member answers a linearizable read ([`Etcd::wait_healthy`]).
@@ -160,28 +179,16 @@ impl EtcdControl {
 #[async_trait::async_trait]
 impl TargetControl for EtcdControl {
     async fn kill(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .kill(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Kill, node).await
     }
     async fn start(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .start(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Start, node).await
     }
     async fn pause(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .pause(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Pause, node).await
     }
     async fn resume(&self, node: &str) -> Result<(), ControlError> {
-        self.db
-            .resume(self.node(node)?)
-            .await
-            .map_err(|e| failed(node, e))
+        self.members.apply(Step::Resume, node).await
     }
     /// The member that says it leads with the highest Raft term (`/v3/maintenance/status`).
     async fn leader(&self) -> Result<Option<String>, ControlError> {
