@@ -4,6 +4,7 @@
 //! This crate reads and writes run directories but never runs a checker's IO, a cluster or a
 //! network service; `faultline serve` lives in the harness and only reads what this crate wrote.
 pub mod analysis;
+pub mod campaign;
 mod faults;
 pub mod index;
 mod plot;
