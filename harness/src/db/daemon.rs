@@ -8,10 +8,10 @@ use nemesis::{Command, Remote};
 use super::DbError;
 
 /// How long scripts sleep between polls on the node.
-pub(crate) const POLL: &str = "0.02";
+const POLL: &str = "0.02";
 
 /// How many [`POLL`] sleeps fit in `d` (at least one).
-pub(crate) fn polls(d: Duration) -> u64 {
+fn polls(d: Duration) -> u64 {
     (d.as_millis() as u64 / 20).max(1)
 }
 
@@ -41,7 +41,7 @@ impl Daemon<'_> {
 
     /// Waits (on the node, after [`Daemon::prelude`]) until the recorded process is gone, then
     /// removes the pid file; fails after `polls` polls.
-    pub fn wait_gone(&self, polls: u64) -> String {
+    fn wait_gone(&self, polls: u64) -> String {
         format!(
             "i=0\nwhile [ -n \"$pid\" ] && alive \"$pid\"; do\n\
              i=$((i+1)); [ $i -le {polls} ] || {{ echo \"{name} (pid $pid) still alive\" >&2; exit 1; }}\n\
@@ -78,3 +78,128 @@ impl Daemon<'_> {
         }
     }
 }
+
+/// How [`Daemon::start`] launches a daemon: `sh <run_script>` in `dir`, detached (setsid, all
+/// three streams redirected so the ssh channel closes at once), output appended to `output`.
+pub(crate) struct Launch<'a> {
+    pub run_script: &'a str,
+    /// Working directory of the daemon.
+    pub dir: &'a str,
+    /// Directories to create first.
+    pub mkdirs: &'a [String],
+    /// Shell lines run before the launch; they may set `$envs`, the environment of the daemon.
+    pub setup: &'a str,
+    pub output: &'a str,
+    /// The TCP port that shows the daemon is serving (its own pid must listen on it).
+    pub port: u16,
+    pub timeout: Duration,
+}
+
+impl Daemon<'_> {
+    /// Starts the daemon unless it already runs, and waits until that very process listens on
+    /// `launch.port` (`ss -p` names the pid): a daemon that exits during start is an error quoting
+    /// its last output.
+    pub async fn start(&self, node: &dyn Remote, launch: &Launch<'_>) -> Result<(), DbError> {
+        let q = crate::cluster::shell_quote;
+        let mkdirs: Vec<String> = launch.mkdirs.iter().map(|d| q(d)).collect();
+        let script = format!(
+            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then exit 0; fi\n\
+             test -x {rs} || {{ echo '{name} is not configured ({rs} missing)' >&2; exit 3; }}\n\
+             mkdir -p {mkdirs}\nenvs=\n{setup}\
+             cd {dir}\n\
+             env $envs setsid sh {rs} >>{out} 2>&1 </dev/null &\n\
+             pid=$!\necho $pid > \"$pidf\"\n\
+             i=0\nwhile :; do\n\
+             if ! alive $pid; then echo \"{name} exited during start; last output:\" >&2; tail -n 5 {out} >&2; rm -f \"$pidf\"; exit 4; fi\n\
+             if ss -Hltnp \"sport = :{port}\" 2>/dev/null | grep -q \"pid=$pid,\"; then exit 0; fi\n\
+             i=$((i+1)); [ $i -le {polls} ] || {{ echo \"{name} (pid $pid) not listening on port {port} after {secs:?}\" >&2; exit 5; }}\n\
+             sleep {POLL}\ndone\n",
+            prelude = self.prelude(),
+            name = self.name,
+            rs = q(launch.run_script),
+            mkdirs = mkdirs.join(" "),
+            setup = launch.setup,
+            dir = q(launch.dir),
+            out = q(launch.output),
+            port = launch.port,
+            polls = polls(launch.timeout),
+            secs = launch.timeout,
+        );
+        let out = node
+            .exec(
+                Command::new(script)
+                    .sudo("root")
+                    .timeout(launch.timeout + Duration::from_secs(20)),
+            )
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(DbError::node(
+                node,
+                format!(
+                    "{} start failed: {}",
+                    self.name,
+                    out.stderr_str().trim().replace('\n', " | ")
+                ),
+            ))
+        }
+    }
+
+    /// SIGTERM (and SIGCONT, in case it is paused), SIGKILL after `grace`, then waits until it is
+    /// gone. Stopping a daemon that does not run is not an error.
+    pub async fn stop(&self, node: &dyn Remote, grace: Duration) -> Result<(), DbError> {
+        let script = format!(
+            "{prelude}if [ -z \"$pid\" ] || ! alive \"$pid\"; then rm -f \"$pidf\"; exit 0; fi\n\
+             kill -TERM \"$pid\"; kill -CONT \"$pid\" 2>/dev/null || true\n\
+             i=0\nwhile alive \"$pid\" && [ $i -lt {grace} ]; do i=$((i+1)); sleep {POLL}; done\n\
+             alive \"$pid\" && kill -KILL \"$pid\" 2>/dev/null\n{wait}",
+            prelude = self.prelude(),
+            grace = polls(grace),
+            wait = self.wait_gone(polls(GONE_TIMEOUT)),
+        );
+        self.root(node, script, grace + GONE_TIMEOUT + Duration::from_secs(20))
+            .await
+            .map(drop)
+    }
+
+    /// SIGKILL, then waits until the process is gone. Killing a daemon that does not run is not
+    /// an error.
+    pub async fn kill(&self, node: &dyn Remote) -> Result<(), DbError> {
+        let script = format!(
+            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then kill -KILL \"$pid\"; fi\n{wait}",
+            prelude = self.prelude(),
+            wait = self.wait_gone(polls(GONE_TIMEOUT)),
+        );
+        self.root(node, script, GONE_TIMEOUT + Duration::from_secs(20))
+            .await
+            .map(drop)
+    }
+
+    /// Whether the recorded process is alive (a paused one counts).
+    pub async fn is_running(&self, node: &dyn Remote) -> Result<bool, DbError> {
+        let script = format!(
+            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
+            prelude = self.prelude()
+        );
+        Ok(self
+            .root(node, script, Duration::from_secs(30))
+            .await?
+            .trim()
+            == "yes")
+    }
+
+    async fn root(
+        &self,
+        node: &dyn Remote,
+        script: String,
+        timeout: Duration,
+    ) -> Result<String, DbError> {
+        Ok(node
+            .run(Command::new(script).sudo("root").timeout(timeout))
+            .await?)
+    }
+}
+
+/// How long a killed daemon may take to disappear.
+const GONE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use workloads::etcd::{EtcdClient, ReadMode};
 use workloads::Invocation;
 
-use super::daemon::{polls, Daemon, POLL};
+use super::daemon::{Daemon, Launch};
 use super::{Database, DbError, Installed};
 use crate::cluster::shell_quote as q;
 
@@ -249,11 +249,6 @@ impl Etcd {
             .await?)
     }
 
-    /// Waits (on the node) until the recorded etcd is gone, then removes the pid file.
-    fn wait_gone(&self) -> String {
-        self.daemon().wait_gone(polls(Duration::from_secs(10)))
-    }
-
     async fn install_upload(
         &self,
         node: &dyn Remote,
@@ -341,73 +336,24 @@ impl Database for Etcd {
     }
 
     async fn start(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let log = self.log_file();
-        // setsid + all three streams redirected so the ssh channel closes at once; then wait
-        // until that very process listens on the client port (ss -p names the pid).
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then exit 0; fi\n\
-             test -x {rs} || {{ echo 'etcd is not configured ({rs} missing)' >&2; exit 3; }}\n\
-             mkdir -p {run} {logdir}\ncd {base}\n\
-             setsid sh {rs} >>{log} 2>&1 </dev/null &\n\
-             pid=$!\necho $pid > \"$pidf\"\n\
-             i=0\nwhile :; do\n\
-             if ! alive $pid; then echo 'etcd exited during start; last output:' >&2; tail -n 5 {log} >&2; rm -f \"$pidf\"; exit 4; fi\n\
-             if ss -Hltnp \"sport = :{port}\" 2>/dev/null | grep -q \"pid=$pid,\"; then exit 0; fi\n\
-             i=$((i+1)); [ $i -le {polls} ] || {{ echo \"etcd (pid $pid) not listening on port {port} after {secs:?}\" >&2; exit 5; }}\n\
-             sleep {POLL}\ndone\n",
-            prelude = self.daemon().prelude(),
-            rs = q(&self.run_script()),
-            run = q(&self.path("run")),
-            logdir = q(&self.path("log")),
-            base = q(&self.cfg.base_dir),
-            log = q(&log),
-            port = self.cfg.client_port,
-            polls = polls(self.cfg.start_timeout),
-            secs = self.cfg.start_timeout,
-        );
-        let out = node
-            .exec(
-                Command::new(script)
-                    .sudo("root")
-                    .timeout(self.cfg.start_timeout + Duration::from_secs(20)),
-            )
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(DbError::node(
-                node,
-                format!(
-                    "etcd start failed: {}",
-                    out.stderr_str().trim().replace('\n', " | ")
-                ),
-            ))
-        }
+        let launch = Launch {
+            run_script: &self.run_script(),
+            dir: &self.cfg.base_dir,
+            mkdirs: &[self.path("run"), self.path("log")],
+            setup: "",
+            output: &self.log_file(),
+            port: self.cfg.client_port,
+            timeout: self.cfg.start_timeout,
+        };
+        self.daemon().start(node, &launch).await
     }
 
     async fn stop(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let script = format!(
-            "{prelude}if [ -z \"$pid\" ] || ! alive \"$pid\"; then rm -f \"$pidf\"; exit 0; fi\n\
-             kill -TERM \"$pid\"; kill -CONT \"$pid\" 2>/dev/null || true\n\
-             i=0\nwhile alive \"$pid\" && [ $i -lt {grace} ]; do i=$((i+1)); sleep {POLL}; done\n\
-             alive \"$pid\" && kill -KILL \"$pid\" 2>/dev/null\n{wait}",
-            prelude = self.daemon().prelude(),
-            grace = polls(self.cfg.stop_grace),
-            wait = self.wait_gone(),
-        );
-        let t = self.cfg.stop_grace + Duration::from_secs(30);
-        self.root(node, script, t).await?;
-        Ok(())
+        self.daemon().stop(node, self.cfg.stop_grace).await
     }
 
     async fn kill(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then kill -KILL \"$pid\"; fi\n{wait}",
-            prelude = self.daemon().prelude(),
-            wait = self.wait_gone(),
-        );
-        self.root(node, script, Duration::from_secs(30)).await?;
-        Ok(())
+        self.daemon().kill(node).await
     }
 
     async fn pause(&self, node: &dyn Remote) -> Result<(), DbError> {
@@ -473,15 +419,7 @@ impl Database for Etcd {
     }
 
     async fn is_running(&self, node: &dyn Remote) -> Result<bool, DbError> {
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
-            prelude = self.daemon().prelude()
-        );
-        Ok(self
-            .root(node, script, Duration::from_secs(30))
-            .await?
-            .trim()
-            == "yes")
+        self.daemon().is_running(node).await
     }
 
     fn faketime_file(&self) -> Option<String> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use nemesis::{Command, Remote};
 use sha2::{Digest, Sha256};
 
-use super::daemon::{polls, Daemon, POLL};
+use super::daemon::{Daemon, Launch};
 use super::{Database, DbError, Installed, FAKETIME_LIB};
 use crate::cluster::shell_quote as q;
 
@@ -358,7 +358,6 @@ impl Database for FaultlineServer {
     }
 
     async fn start(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let stdout = format!("{}/faultline-server.stdout", self.log_dir());
         let env = if self.cfg.faketime {
             format!(
                 "test -r {lib} || {{ echo 'libfaketime is not installed ({lib}): apt-get install libfaketime' >&2; exit 3; }}\n\
@@ -368,74 +367,26 @@ impl Database for FaultlineServer {
                 ft = q(&self.path("run/faketime")),
             )
         } else {
-            "envs=\n".to_string()
+            String::new()
         };
-        // setsid + all three streams redirected: the ssh channel closes at once and the daemon
-        // outlives it. Then wait until that very process listens (ss -p names the pid).
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then exit 0; fi\n\
-             test -x {rs} || {{ echo '{SERVER} is not configured ({rs} missing)' >&2; exit 3; }}\n\
-             mkdir -p {run} {log}\n{env}\
-             cd {base}\n\
-             env $envs setsid sh {rs} >>{out} 2>&1 </dev/null &\n\
-             pid=$!\necho $pid > \"$pidf\"\n\
-             i=0\nwhile :; do\n\
-             if ! alive $pid; then echo \"{SERVER} exited during start; last output:\" >&2; tail -n 5 {out} >&2; rm -f \"$pidf\"; exit 4; fi\n\
-             if ss -Hltnp \"sport = :{port}\" 2>/dev/null | grep -q \"pid=$pid,\"; then exit 0; fi\n\
-             i=$((i+1)); [ $i -le {polls} ] || {{ echo \"{SERVER} (pid $pid) not listening on port {port} after {secs:?}\" >&2; exit 5; }}\n\
-             sleep {POLL}\ndone\n",
-            prelude = self.daemon().prelude(),
-            rs = q(&self.run_script()),
-            run = q(&self.path("run")),
-            log = q(&self.log_dir()),
-            base = q(&self.cfg.base_dir),
-            out = q(&stdout),
-            port = self.cfg.port,
-            polls = polls(self.cfg.start_timeout),
-            secs = self.cfg.start_timeout,
-        );
-        let out = node
-            .exec(
-                Command::new(script)
-                    .sudo("root")
-                    .timeout(self.cfg.start_timeout + Duration::from_secs(20)),
-            )
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(DbError::node(
-                node,
-                format!(
-                    "start failed: {}",
-                    out.stderr_str().trim().replace('\n', " | ")
-                ),
-            ))
-        }
+        let launch = Launch {
+            run_script: &self.run_script(),
+            dir: &self.cfg.base_dir,
+            mkdirs: &[self.path("run"), self.log_dir()],
+            setup: &env,
+            output: &format!("{}/faultline-server.stdout", self.log_dir()),
+            port: self.cfg.port,
+            timeout: self.cfg.start_timeout,
+        };
+        self.daemon().start(node, &launch).await
     }
 
     async fn stop(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let grace = polls(self.cfg.stop_grace);
-        let script = format!(
-            "{prelude}if [ -z \"$pid\" ] || ! alive \"$pid\"; then rm -f \"$pidf\"; exit 0; fi\n\
-             kill -TERM \"$pid\"; kill -CONT \"$pid\" 2>/dev/null || true\n\
-             i=0\nwhile alive \"$pid\" && [ $i -lt {grace} ]; do i=$((i+1)); sleep {POLL}; done\n\
-             alive \"$pid\" && kill -KILL \"$pid\" 2>/dev/null\n{wait}",
-            prelude = self.daemon().prelude(),
-            wait = self.daemon().wait_gone(polls(Duration::from_secs(10))),
-        );
-        self.root(node, script).await?;
-        Ok(())
+        self.daemon().stop(node, self.cfg.stop_grace).await
     }
 
     async fn kill(&self, node: &dyn Remote) -> Result<(), DbError> {
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then kill -KILL \"$pid\"; fi\n{wait}",
-            prelude = self.daemon().prelude(),
-            wait = self.daemon().wait_gone(polls(Duration::from_secs(10))),
-        );
-        self.root(node, script).await?;
-        Ok(())
+        self.daemon().kill(node).await
     }
 
     async fn pause(&self, node: &dyn Remote) -> Result<(), DbError> {
@@ -509,11 +460,7 @@ impl Database for FaultlineServer {
     }
 
     async fn is_running(&self, node: &dyn Remote) -> Result<bool, DbError> {
-        let script = format!(
-            "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
-            prelude = self.daemon().prelude()
-        );
-        Ok(self.root(node, script).await?.trim() == "yes")
+        self.daemon().is_running(node).await
     }
 
     fn faketime_file(&self) -> Option<String> {
