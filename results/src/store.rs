@@ -3,6 +3,7 @@
 //! ```text
 //! store/
 //!   latest -> <test-name>/<timestamp>          symlink to the newest run
+//!   campaigns/<campaign>/...                    campaign results (`crate::campaign`), not a test
 //!   <test-name>/<timestamp>/                    one run; timestamp like 20261127T205527.123Z (UTC)
 //!     history.jsonl                             one checkers::history::Op as JSON per line
 //!     test.yaml                                 every option the test ran with
@@ -32,6 +33,8 @@ pub const LOG_FILE: &str = "faultline.log";
 pub const NODES_DIR: &str = "nodes";
 pub const REPORT_FILE: &str = "report.html";
 pub const LATEST_LINK: &str = "latest";
+/// The store's directory of campaign results: reserved, never a test name.
+pub const CAMPAIGNS_DIR: &str = "campaigns";
 /// `strftime` format of a run directory's name.
 pub const TIMESTAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
 
@@ -47,6 +50,8 @@ pub enum StoreError {
         "invalid test name {0:?}: use letters, digits, '-', '_' and '.', not starting with '.'"
     )]
     BadTestName(String),
+    #[error("test name {0:?} is reserved: the store uses it for its own files")]
+    ReservedTestName(String),
     #[error("{0}")]
     History(String),
     #[error("{path}: {message}")]
@@ -88,6 +93,7 @@ pub struct RunSummary {
 }
 
 /// Test names become directory names, so they must be one harmless path component.
+/// ([`Store::create_run`] also refuses the store's own names, `latest` and `campaigns`.)
 pub fn valid_test_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
@@ -105,6 +111,9 @@ impl Store {
     pub fn create_run(&self, test: &str, started: DateTime<Utc>) -> Result<RunDir, StoreError> {
         if !valid_test_name(test) {
             return Err(StoreError::BadTestName(test.to_string()));
+        }
+        if test == LATEST_LINK || test == CAMPAIGNS_DIR {
+            return Err(StoreError::ReservedTestName(test.to_string()));
         }
         let stamp = started.format(TIMESTAMP_FORMAT).to_string();
         let rel = Path::new(test).join(&stamp);
@@ -145,7 +154,11 @@ impl Store {
         for test in tests {
             let test = test.map_err(io(&self.root))?;
             let name = test.file_name().to_string_lossy().into_owned();
-            if name == LATEST_LINK || !valid_test_name(&name) || !test.path().is_dir() {
+            if name == LATEST_LINK
+                || name == CAMPAIGNS_DIR
+                || !valid_test_name(&name)
+                || !test.path().is_dir()
+            {
                 continue;
             }
             if test.file_type().map(|t| t.is_symlink()).unwrap_or(true) {
