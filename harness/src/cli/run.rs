@@ -25,8 +25,9 @@ pub const SERVER_BIN_ENV: &str = "FAULTLINE_SERVER_BIN";
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// A YAML file of run options (keys as the flags below with `_` for `-`, e.g. `time_limit: 30`;
-    /// a stored run's `test.yaml` also works, to run it again). Flags given here override it.
+    /// A YAML file of run options (keys as the flags below with `_` for `-`, e.g. `time_limit: 30`,
+    /// `nemesis: partition,kill`, `bug: [a, b]`; `nodes: N` means `--local N` unless nodes are
+    /// given). A stored run's `test.yaml` works too, to run it again. Flags override the file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The system under test (required unless --config gives it).
