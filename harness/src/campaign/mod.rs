@@ -343,3 +343,38 @@ fn record_run(r: &mut EntryResult, record: &RunRecord, e: &Entry, setup: &Setup,
         r.outcome = Outcome::Skipped;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_meets_its_expectation_only_with_every_listed_anomaly() {
+        let invalid = |types: &[&str]| Expectation::Invalid {
+            anomalies: types.iter().map(|t| t.to_string()).collect(),
+        };
+        let found = vec!["G-single".to_string(), "G2-item".to_string()];
+        let cases = [
+            (Expectation::Valid, Outcome::Valid, true),
+            (Expectation::Valid, Outcome::Invalid, false),
+            (Expectation::Valid, Outcome::Unknown, false),
+            (Expectation::Valid, Outcome::HarnessError, false),
+            (Expectation::Valid, Outcome::Skipped, false),
+            (invalid(&[]), Outcome::Invalid, true),
+            (invalid(&["G-single"]), Outcome::Invalid, true),
+            (invalid(&["G-single", "G2-item"]), Outcome::Invalid, true),
+            (invalid(&["G-single", "lost"]), Outcome::Invalid, false),
+            (invalid(&[]), Outcome::Valid, false),
+            (invalid(&[]), Outcome::Unknown, false),
+            (invalid(&[]), Outcome::HarnessError, false),
+        ];
+        for (expect, outcome, want) in cases {
+            assert_eq!(
+                meets(&expect, outcome, &found),
+                want,
+                "{expect:?} {outcome:?}"
+            );
+        }
+        assert_eq!(expectation_name(&invalid(&["a", "b"])), "invalid [a, b]");
+    }
+}
