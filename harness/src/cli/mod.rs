@@ -2,6 +2,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+pub mod campaign;
 pub mod check;
 pub mod cluster;
 pub mod demo;
@@ -19,6 +20,8 @@ pub enum Exit {
     Invalid = 1,
     /// The checker could not decide (time limit).
     Unknown = 2,
+    /// Interrupted by SIGINT/SIGTERM (`faultline campaign`).
+    Interrupted = 130,
     /// Bad arguments, bad configuration or unreadable input.
     BadInput = 254,
     /// A harness or internal failure.
@@ -52,6 +55,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a test: bring up the cluster, start the target, run clients and faults, check.
     Run(Box<run::RunArgs>),
+    /// Run a campaign file: many tests one after another, each outcome against its expectation.
+    Campaign(Box<campaign::CampaignArgs>),
     /// A ~30 s Raft register test with partitions, kills and clock skew on 5 local nodes.
     Demo(demo::DemoArgs),
     /// Check a stored run again (also one whose controller died) and rewrite its report.
@@ -72,6 +77,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Campaign(args) => campaign::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),

@@ -14,9 +14,10 @@ use workloads::gen::WorkloadKind;
 use super::report::{analyse, write_run_results};
 use super::{BadInput, Exit};
 use crate::cluster::ClusterConfig;
-use crate::db::{EtcdBinary, Protocol};
+use crate::db::EtcdBinary;
 use crate::inventory::InventoryArgs;
-use crate::run::{self, Concurrency, Nodes, RunConfig, RunError, RunRecord, Target};
+use crate::run::{self, Concurrency, Nodes, RunConfig, RunError, RunRecord};
+use crate::spec::{Placement, RunOptions, RunSpec, TargetName};
 use results::CheckModel;
 
 /// Environment variable naming the `faultline-server` binary to install on the nodes.
@@ -24,30 +25,35 @@ pub const SERVER_BIN_ENV: &str = "FAULTLINE_SERVER_BIN";
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The system under test.
+    /// A YAML file of run options (keys as the flags below with `_` for `-`, e.g. `time_limit: 30`,
+    /// `nemesis: partition,kill`, `bug: [a, b]`; `nodes: N` means `--local N` unless nodes are
+    /// given). A stored run's `test.yaml` works too, to run it again. Flags override the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The system under test (required unless --config gives it).
     #[arg(long, value_enum)]
-    pub target: TargetArg,
-    /// The workload (it implies the checker).
-    #[arg(long, value_parser = parse_workload, default_value = "register")]
-    pub workload: WorkloadKind,
-    /// Fault kinds to mix: partition, clock, kill, pause, packet, all or none.
-    #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
-    pub nemesis: FaultList,
-    /// Length of each quiet and each faulty period of the schedule, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub nemesis_interval: f64,
-    /// Length of the main phase, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub time_limit: f64,
-    /// Client processes: a number, or a multiple of the node count (`2n`).
-    #[arg(long, value_name = "N|Kn", default_value = "1n")]
-    pub concurrency: Concurrency,
-    /// Invocations per second over all clients (0: as fast as they can).
-    #[arg(long, value_name = "HZ", default_value_t = 100.0)]
-    pub rate: f64,
-    /// Seeds the generator, the fault schedule and the servers' own randomness.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub target: Option<TargetName>,
+    /// The workload (it implies the checker) [default: register].
+    #[arg(long, value_parser = parse_workload)]
+    pub workload: Option<WorkloadKind>,
+    /// Fault kinds to mix: partition, clock, kill, pause, packet, all or none [default: partition,kill].
+    #[arg(long, value_parser = parse_nemesis)]
+    pub nemesis: Option<FaultList>,
+    /// Length of each quiet and each faulty period of the schedule, in seconds [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
+    /// Length of the main phase, in seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+    /// Client processes: a number, or a multiple of the node count (`2n`) [default: 1n].
+    #[arg(long, value_name = "N|Kn")]
+    pub concurrency: Option<Concurrency>,
+    /// Invocations per second over all clients (0: as fast as they can) [default: 100].
+    #[arg(long, value_name = "HZ")]
+    pub rate: Option<f64>,
+    /// Seeds the generator, the fault schedule and the servers' own randomness [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// A known server bug to switch on (targets/BUGS.md); repeat for more.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
@@ -73,9 +79,9 @@ pub struct RunArgs {
     /// Leave the servers running after the test (logs are still collected).
     #[arg(long)]
     pub leave_db_running: bool,
-    /// A request without a reply after this many seconds is recorded as `info`.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub op_timeout: f64,
+    /// A request without a reply after this many seconds is recorded as `info` [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub op_timeout: Option<f64>,
     /// Give up checking after this many seconds (verdict unknown).
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     pub check_time_limit: f64,
@@ -122,28 +128,6 @@ impl LocalClusterArgs {
     }
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetArg {
-    Raft,
-    Paxos,
-    #[value(name = "2pc")]
-    TwoPc,
-    /// etcd, one member per node (tested with Debian's etcd 3.4).
-    Etcd,
-}
-
-impl TargetArg {
-    /// The bundled server's protocol, or `None` for etcd.
-    fn protocol(self) -> Option<Protocol> {
-        match self {
-            TargetArg::Raft => Some(Protocol::Raft),
-            TargetArg::Paxos => Some(Protocol::Paxos),
-            TargetArg::TwoPc => Some(Protocol::TwoPc),
-            TargetArg::Etcd => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct FaultList(pub Vec<FaultKind>);
 
@@ -186,9 +170,61 @@ pub fn server_bin(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Builds the run configuration from the flags.
+impl RunArgs {
+    /// The run options the flags give (`None` where a flag is absent).
+    pub fn flags(&self) -> RunSpec {
+        RunSpec {
+            target: self.target,
+            workload: self.workload,
+            nemesis: self.nemesis.as_ref().map(|l| l.0.clone()),
+            nemesis_interval: self.nemesis_interval,
+            time_limit: self.time_limit,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            seed: self.seed,
+            bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
+            read_mode: self.read_mode.clone(),
+            op_timeout: self.op_timeout,
+            nodes: self.local,
+            ..RunSpec::default()
+        }
+    }
+
+    /// The options of this run: the flags over `--config`'s file over the defaults, and the
+    /// local cluster size (`--local`, else the file's `nodes:` unless other nodes are given).
+    pub fn options(&self) -> anyhow::Result<(RunOptions, Option<usize>)> {
+        let file = match &self.config {
+            Some(f) => RunSpec::from_file(f).map_err(|e| BadInput(format!("--config: {e}")))?,
+            None => RunSpec::default(),
+        };
+        let spec = self.flags().or(&file);
+        let opts = spec.resolve().map_err(|e| {
+            let flag = e.as_flag();
+            match &self.config {
+                Some(f) => BadInput(format!("{flag} (with --config {})", f.display())),
+                None => BadInput(flag),
+            }
+        })?;
+        let local = self
+            .local
+            .or(file.nodes.filter(|_| !nodes_given(&self.inventory)));
+        Ok((opts, local))
+    }
+}
+
+/// Whether the flags name nodes (an inventory, hosts, a vagrant ssh-config).
+pub(crate) fn nodes_given(a: &InventoryArgs) -> bool {
+    a.inventory.is_some()
+        || a.vagrant_ssh_config.is_some()
+        || a.nodes_file.is_some()
+        || !a.nodes.is_empty()
+        || !a.node.is_empty()
+}
+
+/// Builds the run configuration from the flags (and `--config`).
 pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
-    let nodes = match args.local {
+    let (opts, local) = args.options()?;
+    let nodes = match local {
         Some(n) => Nodes::Local(args.cluster.config(n)),
         None => {
             let inventory = args
@@ -202,64 +238,27 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             Nodes::Inventory { inventory, source }
         }
     };
-    let (modes, target) = match args.target.protocol() {
-        Some(p) => (["quorum", "lease"], Target::Server(p)),
-        None => {
-            let binary = match &args.server_bin {
-                Some(p) if !p.is_file() => {
-                    return Err(
-                        BadInput(format!("--server-bin: {} does not exist", p.display())).into(),
-                    )
-                }
-                Some(p) => EtcdBinary::Local(p.clone()),
-                None => EtcdBinary::Apt,
-            };
-            (["linearizable", "serializable"], Target::Etcd(binary))
+    let etcd = match &args.server_bin {
+        Some(p) if opts.target == TargetName::Etcd && !p.is_file() => {
+            return Err(BadInput(format!("--server-bin: {} does not exist", p.display())).into())
         }
+        Some(p) => EtcdBinary::Local(p.clone()),
+        None => EtcdBinary::Apt,
     };
-    if let Some(mode) = &args.read_mode {
-        if !modes.contains(&mode.as_str()) {
-            return Err(BadInput(format!(
-                "--read-mode: {mode:?} (expected {} or {} for --target {})",
-                modes[0],
-                modes[1],
-                target.name()
-            ))
-            .into());
-        }
-    }
-    if matches!(target, Target::Etcd(_)) && !args.bugs.is_empty() {
-        return Err(BadInput(
-            "--bug: etcd has no switchable bugs (they belong to the bundled servers)".into(),
-        )
-        .into());
-    }
-    let server = match &target {
-        Target::Server(_) => server_bin(args.server_bin.clone())?,
-        Target::Etcd(_) => PathBuf::new(),
+    let server_bin = match opts.target {
+        TargetName::Etcd => None,
+        _ => Some(server_bin(args.server_bin.clone())?),
     };
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        return Err(BadInput(format!("--rate: {} is not a rate in Hz", args.rate)).into());
-    }
-    Ok(RunConfig {
-        target,
-        workload: args.workload,
-        nemesis: args.nemesis.0.clone(),
-        nemesis_interval: seconds("--nemesis-interval", args.nemesis_interval)?,
-        time_limit: seconds("--time-limit", args.time_limit)?,
-        concurrency: args.concurrency,
-        rate: (args.rate > 0.0).then_some(args.rate),
-        seed: args.seed,
-        bugs: args.bugs.clone(),
-        read_mode: args.read_mode.clone(),
+    let place = Placement {
         nodes,
         store: args.store.clone(),
-        server_bin: server,
+        server_bin,
+        etcd,
         leave_db_running: args.leave_db_running,
-        op_timeout: seconds("--op-timeout", args.op_timeout)?,
-        ready_timeout: Duration::from_secs(60),
         progress: !args.quiet,
-    })
+    };
+    opts.run_config(&place)
+        .map_err(|e| BadInput(e.as_flag()).into())
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
@@ -335,6 +334,24 @@ pub fn finish(record: &RunRecord, workload: WorkloadKind, limit: Duration) -> an
     Ok(exit)
 }
 
+/// Checks `history` as `workload` prescribes and stores the results and the report; returns the
+/// analysis and the report's path.
+pub(crate) fn check_run(
+    run: &RunDir,
+    history: &History,
+    workload: WorkloadKind,
+    limit: Duration,
+) -> anyhow::Result<(results::Analysis, PathBuf)> {
+    let analysis = analyse(
+        history,
+        model_of(workload),
+        Some(limit),
+        &run.history_path(),
+    )?;
+    let report = write_run_results(run, history, &analysis)?;
+    Ok((analysis, report))
+}
+
 /// Checks `history` as `workload` prescribes, stores the results and the report, prints one line.
 pub(crate) fn check_and_report(
     run: &RunDir,
@@ -343,13 +360,7 @@ pub(crate) fn check_and_report(
     limit: Duration,
     test: &str,
 ) -> anyhow::Result<Exit> {
-    let analysis = analyse(
-        history,
-        model_of(workload),
-        Some(limit),
-        &run.history_path(),
-    )?;
-    let report = write_run_results(run, history, &analysis)?;
+    let (analysis, report) = check_run(run, history, workload, limit)?;
     let client_ops = history
         .ops
         .iter()
