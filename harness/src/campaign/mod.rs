@@ -24,9 +24,8 @@ use crate::run::{self, Nodes, RunRecord};
 use crate::spec::Placement;
 
 pub mod file;
-// TEMP until outputs lands: replace with the results crate's versions.
-mod outputs_temp;
-use outputs_temp::{detection_time, AnalysisOutputs, CampaignDir};
+use results::analysis::detection_time;
+use results::campaign::CampaignDir;
 
 pub use file::{Campaign, Entry};
 
