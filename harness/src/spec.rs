@@ -88,7 +88,7 @@ impl fmt::Display for TargetName {
 /// Run options as a file gives them; `None` is "not given here".
 ///
 /// Besides the options, the informational keys of a stored `test.yaml` (`test`, `cluster`,
-/// `server_bin`, `schedule`, `versions`, a `nodes` list) are accepted and ignored.
+/// `server_bin`, `schedule`, `versions`, `bank`, a `nodes` list) are accepted and ignored.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
@@ -130,6 +130,9 @@ pub struct RunSpec {
     pub schedule: Option<IgnoredAny>,
     #[serde(default)]
     pub versions: Option<IgnoredAny>,
+    /// The bank workload's accounts and total, as the runner recorded them.
+    #[serde(default)]
+    pub bank: Option<IgnoredAny>,
 }
 
 /// Every option of one run, defaults filled in.

@@ -432,12 +432,30 @@ impl CheckModel {
 #[error("{0}")]
 pub struct CheckInputError(pub String);
 
+/// What a run knows about its workload that its history does not say.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// The bank's total and whether balances may go negative. Without a total, the first `ok`
+    /// read sets it.
+    pub bank: bank::Options,
+}
+
 /// Runs one checker over a history, timed, and wraps its output as an [`Analysis`].
 /// `time_limit` bounds the linearizability search (its verdict is then `unknown`).
 pub fn analyse(
     history: &checkers::History,
     model: CheckModel,
     time_limit: Option<Duration>,
+) -> Result<Analysis, CheckInputError> {
+    analyse_with(history, model, time_limit, &CheckOptions::default())
+}
+
+/// [`analyse`] with what the run recorded about its workload (e.g. the bank's total).
+pub fn analyse_with(
+    history: &checkers::History,
+    model: CheckModel,
+    time_limit: Option<Duration>,
+    opts: &CheckOptions,
 ) -> Result<Analysis, CheckInputError> {
     let started = std::time::Instant::now();
     let bad = |e: &dyn std::fmt::Display| CheckInputError(e.to_string());
@@ -463,7 +481,7 @@ pub fn analyse(
         CheckModel::RwRegister => ("rw-register", transactional(txn::Options::rw_register())?),
         CheckModel::Bank => (
             "bank",
-            bank::check(history, &bank::Options::default())
+            bank::check(history, &opts.bank)
                 .map(CheckerOutput::Bank)
                 .map_err(|e| bad(&e))?,
         ),

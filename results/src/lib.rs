@@ -11,6 +11,9 @@ mod plot;
 pub mod report;
 pub mod store;
 
-pub use analysis::{analyse, Analysis, CheckInputError, CheckModel, CheckerOutput, CheckerRun};
+pub use analysis::{
+    analyse, analyse_with, Analysis, CheckInputError, CheckModel, CheckOptions, CheckerOutput,
+    CheckerRun,
+};
 pub use report::{render, NodeLog, ReportInput};
 pub use store::{RunDir, RunSummary, Store, StoreError};

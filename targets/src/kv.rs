@@ -3,7 +3,7 @@
 //! Deterministic: the same commands in the same order give the same state and the same results.
 use crate::protocol::{ClientOp, ErrorCode, ErrorReply, Key, MicroF, MicroOp, Response, Val};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The result of applying one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +14,8 @@ pub enum Applied {
     Txn(Vec<MicroOp>),
     /// `write`, `cas`.
     Done,
-    /// A definite failure: `cas` mismatch, type mismatch in a txn (the txn had no effect).
+    /// A definite failure: `cas` mismatch, type mismatch or insufficient funds in a txn (the txn
+    /// had no effect).
     Rejected(ErrorCode, String),
 }
 
@@ -83,11 +84,13 @@ impl KvStore {
         }
     }
 
-    /// Applies a transaction atomically: on a type error nothing changes.
+    /// Applies a transaction atomically: on a type error, or when an `add` would leave a key
+    /// below zero, nothing changes.
     fn apply_txn(&mut self, txn: &[MicroOp]) -> Applied {
         // Writes go to an overlay first so that a failing micro-op leaves the store untouched.
         let mut overlay: BTreeMap<Key, Val> = BTreeMap::new();
         let mut done = Vec::with_capacity(txn.len());
+        let mut added = BTreeSet::new();
         for m in txn {
             let current = overlay.get(&m.key).or_else(|| self.map.get(&m.key));
             match m.f {
@@ -127,11 +130,53 @@ impl KvStore {
                     overlay.insert(m.key, Val::List(list));
                     done.push(m.clone());
                 }
+                MicroF::Add => {
+                    let Some(Val::Int(delta)) = m.value else {
+                        return Applied::Rejected(
+                            ErrorCode::TypeMismatch,
+                            format!("add on key {} needs an integer", m.key),
+                        );
+                    };
+                    match add(m.key, current, delta) {
+                        Ok(sum) => overlay.insert(m.key, Val::Int(sum)),
+                        Err(why) => return Applied::Rejected(ErrorCode::TypeMismatch, why),
+                    };
+                    added.insert(m.key);
+                    done.push(m.clone());
+                }
             }
+        }
+        if let Some(why) = overdrawn(&added, |k| overlay.get(&k)) {
+            return Applied::Rejected(ErrorCode::InsufficientFunds, why);
         }
         self.map.extend(overlay);
         Applied::Txn(done)
     }
+}
+
+/// `current + delta` for an `add` micro-op on `key` (a missing key counts as 0).
+pub fn add(key: Key, current: Option<&Val>, delta: i64) -> Result<i64, String> {
+    let base = match current {
+        None => 0,
+        Some(Val::Int(v)) => *v,
+        Some(Val::List(_)) => return Err(format!("add on key {key} which holds a list")),
+    };
+    base.checked_add(delta)
+        .ok_or_else(|| format!("add of {delta} to key {key} overflows {base}"))
+}
+
+/// Why a transaction that added to `added` must not commit: the first of those keys whose value
+/// afterwards (`after`) is below zero. `None` when all stay >= 0.
+pub fn overdrawn<'a>(
+    added: &BTreeSet<Key>,
+    after: impl Fn(Key) -> Option<&'a Val>,
+) -> Option<String> {
+    added.iter().find_map(|k| match after(*k) {
+        Some(Val::Int(v)) if *v < 0 => Some(format!(
+            "key {k} would be {v} after the transaction; adds must leave every key >= 0"
+        )),
+        _ => None,
+    })
 }
 
 fn describe(v: Option<&Val>) -> String {
@@ -208,6 +253,93 @@ mod tests {
         );
     }
 
+    fn add(key: Key, delta: i64) -> MicroOp {
+        m(MicroF::Add, key, Some(Val::Int(delta)))
+    }
+
+    fn txn(kv: &mut KvStore, t: Vec<MicroOp>) -> Applied {
+        kv.apply(&ClientOp::Txn { txn: t })
+    }
+
+    #[test]
+    fn adds_start_from_zero_and_reads_see_them() {
+        let mut kv = KvStore::default();
+        kv.apply(&ClientOp::Write { key: 1, value: 10 });
+        let Applied::Txn(done) = txn(
+            &mut kv,
+            vec![
+                add(1, -4),
+                add(2, 4),
+                m(MicroF::Read, 1, None),
+                m(MicroF::Read, 2, None),
+            ],
+        ) else {
+            panic!("transfer refused")
+        };
+        assert_eq!(done[0], add(1, -4), "an add is echoed as sent");
+        assert_eq!(done[2].value, Some(Val::Int(6)));
+        assert_eq!(
+            done[3].value,
+            Some(Val::Int(4)),
+            "a missing key counts as 0"
+        );
+        assert_eq!(
+            kv.apply(&ClientOp::Read { key: 2 }),
+            Applied::Value(Some(Val::Int(4)))
+        );
+    }
+
+    #[test]
+    fn an_add_below_zero_rejects_the_whole_txn() {
+        let mut kv = KvStore::default();
+        kv.apply(&ClientOp::Write { key: 1, value: 3 });
+        kv.apply(&ClientOp::Write { key: 2, value: 0 });
+        let Applied::Rejected(code, why) = txn(&mut kv, vec![add(2, 5), add(1, -5)]) else {
+            panic!("an overdraft committed")
+        };
+        assert_eq!(code, ErrorCode::InsufficientFunds);
+        assert!(why.contains("key 1 would be -2"), "{why}");
+        assert_eq!(kv.get(1), Some(&Val::Int(3)));
+        assert_eq!(
+            kv.get(2),
+            Some(&Val::Int(0)),
+            "the credit was not applied either"
+        );
+        // Only the state after the whole txn counts, and only keys that were added to.
+        kv.apply(&ClientOp::Write { key: 3, value: -1 });
+        assert!(matches!(
+            txn(
+                &mut kv,
+                vec![add(1, -5), add(1, 2), m(MicroF::Read, 3, None)]
+            ),
+            Applied::Txn(_)
+        ));
+        assert_eq!(kv.get(1), Some(&Val::Int(0)));
+    }
+
+    #[test]
+    fn add_to_a_list_or_without_an_integer_is_a_type_mismatch() {
+        let mut kv = KvStore::default();
+        txn(&mut kv, vec![m(MicroF::Append, 1, Some(Val::Int(1)))]);
+        assert!(matches!(
+            txn(&mut kv, vec![add(2, 1), add(1, 1)]),
+            Applied::Rejected(ErrorCode::TypeMismatch, _)
+        ));
+        assert_eq!(kv.get(2), None);
+        assert!(matches!(
+            txn(&mut kv, vec![m(MicroF::Add, 2, None)]),
+            Applied::Rejected(ErrorCode::TypeMismatch, _)
+        ));
+        kv.apply(&ClientOp::Write {
+            key: 3,
+            value: i64::MAX,
+        });
+        assert!(matches!(
+            txn(&mut kv, vec![add(3, 1)]),
+            Applied::Rejected(ErrorCode::TypeMismatch, _)
+        ));
+    }
+
     #[test]
     fn wire_format_of_micro_ops() {
         let req: crate::protocol::Request =
@@ -224,5 +356,11 @@ mod tests {
             serde_json::to_string(&resp).unwrap(),
             r#"{"id":7,"ok":true,"txn":[["r",3,[1]]]}"#
         );
+        let add: MicroOp = serde_json::from_str(r#"["add",3,-5]"#).unwrap();
+        assert_eq!(add, m(MicroF::Add, 3, Some(Val::Int(-5))));
+        let refused = Applied::Rejected(ErrorCode::InsufficientFunds, "no".into()).into_response(8);
+        assert!(serde_json::to_string(&refused)
+            .unwrap()
+            .contains(r#""code":"insufficient-funds","definite":true"#));
     }
 }

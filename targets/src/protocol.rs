@@ -47,11 +47,16 @@ pub enum MicroF {
     Write,
     #[serde(rename = "append")]
     Append,
+    /// Adds an integer to the key's integer value (a missing key counts as 0). A transaction
+    /// with adds commits only if every key it adds to is >= 0 afterwards.
+    #[serde(rename = "add")]
+    Add,
 }
 
 /// One micro-operation of a transaction, on the wire as `[f, key, value]`:
-/// `["r", 3, null]`, `["w", 3, 5]`, `["append", 3, 7]`. In a reply, reads carry the value read
-/// (`["r", 3, [1, 7]]`, `["r", 4, 5]` or `["r", 5, null]`).
+/// `["r", 3, null]`, `["w", 3, 5]`, `["append", 3, 7]`, `["add", 3, -5]`. In a reply, reads carry
+/// the value read (`["r", 3, [1, 7]]`, `["r", 4, 5]` or `["r", 5, null]`); writes, appends and
+/// adds are echoed as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     from = "(MicroF, Key, Option<Val>)",
@@ -159,6 +164,8 @@ pub enum ErrorCode {
     Aborted,
     /// A micro-op applied to a value of the wrong type, e.g. append to an integer (definite).
     TypeMismatch,
+    /// A transaction's `add` would leave a key below zero; nothing was applied (definite).
+    InsufficientFunds,
     /// The request was proposed but its outcome is not known in time (indefinite).
     Timeout,
     /// Leadership was lost after proposing (indefinite).

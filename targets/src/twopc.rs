@@ -6,14 +6,16 @@
 //!
 //! 1. The coordinator splits the transaction by shard and sends each owner a `Prepare`.
 //! 2. A participant takes strict two-phase locks with a *no-wait* policy (shared for reads,
-//!    exclusive for writes, appends and cas; any conflict votes no at once, so there are no
+//!    exclusive for writes, appends, adds and cas; any conflict votes no at once, so there are no
 //!    deadlocks), runs its micro-ops against its shard, makes a `Prepared` record durable and only
-//!    then votes yes, carrying the values it read.
+//!    then votes yes, carrying the values it read. It votes no (`insufficient-funds`) when an
+//!    `add` would leave one of its keys below zero.
 //! 3. With every vote yes, the coordinator makes a `Decision` record durable, replies `ok` to the
 //!    client in that same step (the runtime fsyncs before it replies) and tells the participants.
 //!    It re-sends the decision until every participant acknowledged, then logs `Ended`.
 //!    Any vote no, or no full set of votes within [`VOTE_TIMEOUT_MS`], aborts: nothing was decided,
-//!    so the client gets a definite `aborted` (or the participant's `cas-mismatch`/`type-mismatch`).
+//!    so the client gets a definite `aborted` (or the participant's `cas-mismatch`,
+//!    `type-mismatch` or `insufficient-funds`).
 //! 4. Presumed abort: an abort needs no record. A participant that stays prepared asks the
 //!    coordinator (`Query`) every [`QUERY_INTERVAL_MS`], keeping its locks; a coordinator that has
 //!    no decision for a transaction from an earlier incarnation answers abort and logs that answer.
@@ -30,6 +32,7 @@
 //!
 //! Bugs for harness validation (`--bug`, see `BUGS.md`): [`BUG_EARLY_UNLOCK`] releases shared
 //! locks right after the yes vote; [`BUG_VOLATILE_PREPARE`] never makes the prepare durable.
+use crate::kv;
 use crate::protocol::{
     ClientOp, ErrorCode, ErrorReply, Key, MicroF, MicroOp, NodeStatus, Response, Val,
 };
@@ -74,10 +77,28 @@ impl std::fmt::Display for TxnId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "f")]
 pub enum ShardOp {
-    Read { key: Key },
-    Write { key: Key, value: i64 },
-    Append { key: Key, value: i64 },
-    Cas { key: Key, from: i64, to: i64 },
+    Read {
+        key: Key,
+    },
+    Write {
+        key: Key,
+        value: i64,
+    },
+    Append {
+        key: Key,
+        value: i64,
+    },
+    Cas {
+        key: Key,
+        from: i64,
+        to: i64,
+    },
+    /// Adds `delta` to the key's integer (missing: 0); the participant votes no if the key would
+    /// end the transaction below zero.
+    Add {
+        key: Key,
+        delta: i64,
+    },
 }
 
 impl ShardOp {
@@ -86,7 +107,8 @@ impl ShardOp {
             ShardOp::Read { key }
             | ShardOp::Write { key, .. }
             | ShardOp::Append { key, .. }
-            | ShardOp::Cas { key, .. } => *key,
+            | ShardOp::Cas { key, .. }
+            | ShardOp::Add { key, .. } => *key,
         }
     }
 
@@ -599,6 +621,7 @@ impl TwoPc {
         }
         let mut overlay: BTreeMap<Key, Val> = BTreeMap::new();
         let mut reads = Vec::new();
+        let mut added = BTreeSet::new();
         for (idx, op) in ops {
             let key = op.key();
             let current = overlay.get(&key).or_else(|| self.store.get(&key)).cloned();
@@ -633,7 +656,21 @@ impl TwoPc {
                     }
                     overlay.insert(key, Val::Int(*to));
                 }
+                ShardOp::Add { delta, .. } => {
+                    let sum = kv::add(key, current.as_ref(), *delta)
+                        .map_err(|why| (ErrorCode::TypeMismatch, why))?;
+                    overlay.insert(key, Val::Int(sum));
+                    added.insert(key);
+                }
             }
+        }
+        // Checked under the exclusive locks taken for the adds, so the balance cannot change
+        // before the decision.
+        if let Some(why) = kv::overdrawn(&added, |k| overlay.get(&k)) {
+            return Err((
+                ErrorCode::InsufficientFunds,
+                format!("{why} (on {})", self.config.id),
+            ));
         }
         Ok((
             wanted.into_iter().collect(),
@@ -989,6 +1026,7 @@ fn plan(op: ClientOp) -> Result<(Requested, Vec<ShardOp>), (ErrorCode, String)> 
                     (MicroF::Append, Some(Val::Int(value))) => {
                         ShardOp::Append { key, value: *value }
                     }
+                    (MicroF::Add, Some(Val::Int(delta))) => ShardOp::Add { key, delta: *delta },
                     (MicroF::Write, _) => {
                         return Err((
                             ErrorCode::TypeMismatch,
@@ -999,6 +1037,12 @@ fn plan(op: ClientOp) -> Result<(Requested, Vec<ShardOp>), (ErrorCode, String)> 
                         return Err((
                             ErrorCode::TypeMismatch,
                             format!("append on key {key} needs an integer"),
+                        ))
+                    }
+                    (MicroF::Add, _) => {
+                        return Err((
+                            ErrorCode::TypeMismatch,
+                            format!("add on key {key} needs an integer"),
                         ))
                     }
                 };

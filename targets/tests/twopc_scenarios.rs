@@ -260,6 +260,67 @@ fn multi_shard_txn_reads_its_own_appends_and_is_atomic() {
 }
 
 #[test]
+fn a_transfer_across_shards_commits_only_if_no_shard_goes_negative() {
+    let mut c = Cluster::new(&[]);
+    let (x, y) = (c.key_on("a", 0), c.key_on("c", 0));
+    let init = vec![m(MicroF::Write, x, Some(10)), m(MicroF::Write, y, Some(10))];
+    assert!(c.run("b", 1, ClientOp::Txn { txn: init }).ok);
+    let transfer = |amount: i64| ClientOp::Txn {
+        txn: vec![
+            m(MicroF::Add, x, Some(-amount)),
+            m(MicroF::Add, y, Some(amount)),
+        ],
+    };
+    let r = c.run("b", 2, transfer(4));
+    assert!(r.ok, "{r:?}");
+    assert_eq!(
+        r.txn.unwrap()[0],
+        m(MicroF::Add, x, Some(-4)),
+        "adds are echoed as sent"
+    );
+    assert_eq!(c.node("a").shard_value(x), Some(&Val::Int(6)));
+    assert_eq!(c.node("c").shard_value(y), Some(&Val::Int(14)));
+    // x's shard votes no; y's shard, which voted yes, must not apply its credit.
+    let r = c.run("b", 3, transfer(7));
+    assert_eq!(error_code(&r), Some((ErrorCode::InsufficientFunds, true)));
+    assert!(
+        r.error
+            .unwrap()
+            .message
+            .contains(&format!("key {x} would be -1")),
+        "the refusal names the key"
+    );
+    assert_eq!(c.node("a").shard_value(x), Some(&Val::Int(6)));
+    assert_eq!(c.node("c").shard_value(y), Some(&Val::Int(14)));
+    assert_eq!(c.node("a").locked_keys() + c.node("c").locked_keys(), 0);
+    // Reads see the integers that writes and adds left; a missing key reads as null.
+    let z = c.key_on("b", 0);
+    let r = c.run("b", 4, read_txn(&[x, y, z]));
+    let values: Vec<Option<Val>> = r.txn.unwrap().into_iter().map(|m| m.value).collect();
+    assert_eq!(values, vec![Some(Val::Int(6)), Some(Val::Int(14)), None]);
+    // An add on a missing key starts from 0: crediting it works, debiting it does not.
+    assert!(
+        c.run(
+            "b",
+            5,
+            ClientOp::Txn {
+                txn: vec![m(MicroF::Add, z, Some(3))]
+            }
+        )
+        .ok
+    );
+    let r = c.run(
+        "b",
+        6,
+        ClientOp::Txn {
+            txn: vec![m(MicroF::Add, z + 1000, Some(-1))],
+        },
+    );
+    assert_eq!(error_code(&r), Some((ErrorCode::InsufficientFunds, true)));
+    assert_eq!(c.node("b").shard_value(z), Some(&Val::Int(3)));
+}
+
+#[test]
 fn lock_conflict_aborts_definitely_and_locks_last_until_the_decision() {
     let mut c = Cluster::new(&[]);
     let k = c.key_on("b", 0);

@@ -1,10 +1,12 @@
 //! The client for Faultline's bundled servers (Raft, Multi-Paxos, 2PC): newline-delimited JSON over
 //! TCP as described in `targets/PROTOCOL.md`.
+use crate::gen::{bank_read_accounts, transfer_of};
 use crate::{Completion, Invocation};
 use checkers::history::{OpType, Value};
 use serde_json::json;
 use std::time::Duration;
 use targets::protocol::{ClientOp, Key, MicroF, MicroOp, NodeStatus, Request, Response, Val};
+use targets::twopc::owner_of;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -177,7 +179,36 @@ impl BundledClient {
     }
 }
 
+/// `count` account keys for the bank workload that the 2PC server spreads over as many of
+/// `members`' shards as it can (round robin over the shards, the smallest free key of each), so
+/// that transfers and whole-table reads are distributed transactions. `members` are the node
+/// names given to the servers as `--id`/`--peers`, in any order. Harmless for Raft and Paxos,
+/// which do not shard.
+pub fn spread_accounts(count: usize, members: &[String]) -> Vec<u64> {
+    let mut sorted = members.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return (0..count as u64).collect();
+    }
+    let mut accounts: Vec<u64> = Vec::with_capacity(count);
+    for i in 0..count {
+        let shard = &sorted[i % sorted.len()];
+        // The hash spreads keys evenly, so every shard owns a key within a few dozen.
+        let key = (0u64..)
+            .find(|k| !accounts.contains(k) && owner_of(&sorted, *k) == Some(shard))
+            .expect("every shard owns infinitely many keys");
+        accounts.push(key);
+    }
+    accounts.sort_unstable();
+    accounts
+}
+
 /// Translates a history invocation into a wire operation.
+///
+/// Bank: `transfer {from, to, amount}` is the transaction `[add from -amount, add to amount]`,
+/// refused as a whole (`insufficient-funds`) if `from` would go below zero; a key-less `read`
+/// whose value lists accounts is one transaction reading all of them.
 pub fn to_client_op(inv: &Invocation) -> Result<ClientOp, String> {
     let key = || -> Result<Key, String> {
         inv.key
@@ -189,7 +220,29 @@ pub fn to_client_op(inv: &Invocation) -> Result<ClientOp, String> {
         v.as_i64()
             .ok_or_else(|| format!("{} needs an integer value, got {v}", inv.f))
     };
+    let add = |key: Key, delta: i64| MicroOp {
+        f: MicroF::Add,
+        key,
+        value: Some(Val::Int(delta)),
+    };
+    if let Some(accounts) = bank_read_accounts(inv) {
+        let txn = accounts
+            .into_iter()
+            .map(|key| MicroOp {
+                f: MicroF::Read,
+                key,
+                value: None,
+            })
+            .collect();
+        return Ok(ClientOp::Txn { txn });
+    }
     match inv.f.as_str() {
+        "transfer" => {
+            let (from, to, amount) = transfer_of(inv)?;
+            Ok(ClientOp::Txn {
+                txn: vec![add(from, -amount), add(to, amount)],
+            })
+        }
         "read" if inv.key.is_none() => Ok(ClientOp::Txn {
             txn: vec![MicroOp {
                 f: MicroF::Read,
@@ -266,6 +319,11 @@ fn to_micro_op(m: &Value) -> Result<MicroOp, String> {
             key,
             value: Some(value()?),
         }),
+        Some("add") => Ok(MicroOp {
+            f: MicroF::Add,
+            key,
+            value: Some(value()?),
+        }),
         _ => Err(format!("micro-op {m}: unknown function")),
     }
 }
@@ -304,6 +362,7 @@ pub fn complete(inv: &Invocation, resp: &Response) -> Completion {
         };
     }
     let value = match inv.f.as_str() {
+        "read" if bank_read_accounts(inv).is_some() => bank_balances(resp),
         "read" if inv.key.is_none() => {
             let list = resp
                 .txn
@@ -324,6 +383,7 @@ pub fn complete(inv: &Invocation, resp: &Response) -> Completion {
                             MicroF::Read => "r",
                             MicroF::Write => "w",
                             MicroF::Append => "append",
+                            MicroF::Add => "add",
                         };
                         json!([f, m.key, val_to_value(m.value.as_ref())])
                     })
@@ -338,4 +398,19 @@ pub fn complete(inv: &Invocation, resp: &Response) -> Completion {
         value,
         error: None,
     }
+}
+
+/// A bank read's balances: account (as a string) -> balance. An account that was never written
+/// reads as 0, as an `add` would count it; a non-integer value is kept as it is, for the checker
+/// to report.
+fn bank_balances(resp: &Response) -> Value {
+    let mut balances = serde_json::Map::new();
+    for m in resp.txn.iter().flatten() {
+        let balance = match &m.value {
+            None => json!(0),
+            Some(v) => val_to_value(Some(v)),
+        };
+        balances.insert(m.key.to_string(), balance);
+    }
+    Value::Object(balances)
 }

@@ -13,6 +13,12 @@
 //!   fresh ranges and the client tries again, up to [`TXN_ATTEMPTS`] times, then fails definitely
 //!   ("txn-conflict"). Reads and appends see earlier micro-ops of the same txn.
 //! * set `add v` -> append `v` to the list at [`SET_KEY`]; key-less `read` -> that list (`[]` if absent).
+//! * bank `transfer {from, to, amount}` -> the `txn` path with two adds: range both accounts, then
+//!   a txn comparing both `mod_revision`s and putting both new balances (a changed account means a
+//!   fresh snapshot and another attempt, as above). If `from` would go below zero, nothing is
+//!   written: definite `fail` "insufficient-funds". A bank `read` (key-less, its value the list of
+//!   accounts) -> one txn of ranges over every account, served as the read mode says; an account
+//!   never written reads as 0. Micro-op `["add", k, d]` in any `txn` works the same way.
 //!
 //! How outcomes map to completions (read-only invocations turn every `info` into `fail`: they
 //! cannot have changed anything):
@@ -35,6 +41,7 @@
 //!
 //! "no leader" stays `info`: etcd 3.4 returns it both before proposing (require-leader
 //! interceptor) and after a proposal was dropped or lost, and the text does not say which.
+use crate::gen::{bank_read_accounts, transfer_of};
 use crate::{Completion, Invocation};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -201,6 +208,8 @@ enum MicroF {
     Read,
     Write,
     Append,
+    /// Adds an integer to the key's integer (absent: 0); refused if the key would go below 0.
+    Add,
 }
 
 impl EtcdClient {
@@ -237,7 +246,36 @@ impl EtcdClient {
     /// Performs one invocation and maps the outcome to a completion.
     pub async fn invoke(&mut self, inv: &Invocation) -> Completion {
         let deadline = Instant::now() + self.timeout;
+        if let Some(accounts) = bank_read_accounts(inv) {
+            let mops = accounts
+                .iter()
+                .map(|a| MicroOp {
+                    f: MicroF::Read,
+                    key: a.to_string(),
+                    value: Value::Null,
+                })
+                .collect();
+            let mut done = self.txn(inv, mops, deadline).await;
+            if done.kind == OpType::Ok {
+                done.value = bank_balances(&done.value);
+            }
+            return done;
+        }
         match inv.f.as_str() {
+            "transfer" => match transfer_of(inv) {
+                Ok((from, to, amount)) => {
+                    let add = |key: u64, d: i64| MicroOp {
+                        f: MicroF::Add,
+                        key: key.to_string(),
+                        value: json!(d),
+                    };
+                    let mops = vec![add(from, -amount), add(to, amount)];
+                    let mut done = self.txn(inv, mops, deadline).await;
+                    done.value = inv.value.clone();
+                    done
+                }
+                Err(why) => bad_invocation(inv, why),
+            },
             "read" if inv.key.is_none() => {
                 let mops = vec![MicroOp {
                     f: MicroF::Read,
@@ -377,6 +415,14 @@ impl EtcdClient {
                 Ok(r) => r,
                 Err(why) => return bad_invocation(inv, why),
             };
+            if let Some(why) = overdrawn(&mops, &writes) {
+                // Decided on a snapshot read through the Raft log; nothing was written.
+                return Completion {
+                    kind: OpType::Fail,
+                    value: inv.value.clone(),
+                    error: Some(format!("insufficient-funds: {why}")),
+                };
+            }
             if writes.is_empty() {
                 return ok(Value::Array(results));
             }
@@ -651,6 +697,7 @@ fn micro_ops(v: &Value) -> Result<Vec<MicroOp>, String> {
                 Some("r") => MicroF::Read,
                 Some("w") => MicroF::Write,
                 Some("append") => MicroF::Append,
+                Some("add") => MicroF::Add,
                 _ => return Err(format!("micro-op {m}: unknown function")),
             };
             if f != MicroF::Read {
@@ -705,6 +752,20 @@ fn apply(
                 state.insert(&m.key, Some(Value::Array(list)));
                 "append"
             }
+            MicroF::Add => {
+                let base = match &current {
+                    None => 0,
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| format!("cannot add to {} holding {v}", m.key))?,
+                };
+                let delta = int(&m.value)?;
+                let sum = base
+                    .checked_add(delta)
+                    .ok_or_else(|| format!("adding {delta} to {} overflows {base}", m.key))?;
+                state.insert(&m.key, Some(json!(sum)));
+                "add"
+            }
         };
         writes.insert(
             m.key.clone(),
@@ -713,6 +774,37 @@ fn apply(
         results.push(json!([f, key_json(&m.key), m.value]));
     }
     Ok((results, writes))
+}
+
+/// Why a txn with adds must not be written: the first key it adds to that would end below zero.
+fn overdrawn(mops: &[MicroOp], writes: &BTreeMap<String, Value>) -> Option<String> {
+    mops.iter().filter(|m| m.f == MicroF::Add).find_map(|m| {
+        match writes.get(&m.key).and_then(Value::as_i64) {
+            Some(v) if v < 0 => Some(format!(
+                "account {} would be {v}; nothing was written",
+                m.key
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// A bank read's balances from the completed read micro-ops: account -> balance, an account
+/// never written as 0 (as an add counts it); other values are kept for the checker to report.
+fn bank_balances(results: &Value) -> Value {
+    let mut balances = serde_json::Map::new();
+    for r in results.as_array().into_iter().flatten() {
+        let key = match &r[1] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let balance = match &r[2] {
+            Value::Null => json!(0),
+            v => v.clone(),
+        };
+        balances.insert(key, balance);
+    }
+    Value::Object(balances)
 }
 
 /// The history form of a key: the number it came from, or the string.
@@ -847,5 +939,42 @@ mod tests {
         assert!(micro_ops(&json!([["r", null, null]]))
             .unwrap_err()
             .contains("key"));
+    }
+
+    #[test]
+    fn adds_start_from_zero_and_overdrafts_are_found_before_writing() {
+        let mops = micro_ops(&json!([["add", 1, -3], ["add", 2, 3], ["r", 2, null]])).unwrap();
+        let snapshot: Snapshot = [
+            ("1".to_string(), (Some(json!(5)), 4)),
+            ("2".into(), (None, 0)),
+        ]
+        .into_iter()
+        .collect();
+        let (results, writes) = apply(&mops, &snapshot).unwrap();
+        assert_eq!(
+            Value::Array(results),
+            json!([["add", 1, -3], ["add", 2, 3], ["r", 2, 3]])
+        );
+        assert_eq!(
+            (writes["1"].clone(), writes["2"].clone()),
+            (json!(2), json!(3))
+        );
+        assert_eq!(overdrawn(&mops, &writes), None);
+
+        let over = micro_ops(&json!([["add", 1, -6], ["add", 2, 6]])).unwrap();
+        let (_, writes) = apply(&over, &snapshot).unwrap();
+        assert!(overdrawn(&over, &writes)
+            .unwrap()
+            .contains("account 1 would be -1"));
+
+        let on_list: Snapshot = [("1".to_string(), (Some(json!([1])), 4))]
+            .into_iter()
+            .collect();
+        let add = micro_ops(&json!([["add", 1, 1]])).unwrap();
+        assert!(apply(&add, &on_list).unwrap_err().contains("cannot add"));
+        assert_eq!(
+            bank_balances(&json!([["r", 1, 7], ["r", 2, null]])),
+            json!({"1": 7, "2": 0})
+        );
     }
 }

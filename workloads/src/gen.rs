@@ -17,6 +17,9 @@ pub enum WorkloadKind {
     RwRegister,
     /// Unique adds to a set, then final reads; set checker.
     Set,
+    /// Transfers between accounts and reads of every balance; bank checker (the total is
+    /// conserved, no balance goes negative).
+    Bank,
 }
 
 impl WorkloadKind {
@@ -26,6 +29,7 @@ impl WorkloadKind {
             WorkloadKind::ListAppend => "list-append",
             WorkloadKind::RwRegister => "rw-register",
             WorkloadKind::Set => "set",
+            WorkloadKind::Bank => "bank",
         }
     }
 }
@@ -38,8 +42,9 @@ impl std::str::FromStr for WorkloadKind {
             "list-append" => Ok(WorkloadKind::ListAppend),
             "rw-register" => Ok(WorkloadKind::RwRegister),
             "set" => Ok(WorkloadKind::Set),
+            "bank" => Ok(WorkloadKind::Bank),
             other => Err(format!(
-                "unknown workload {other:?} (expected register, list-append, rw-register or set)"
+                "unknown workload {other:?} (expected register, list-append, rw-register, set or bank)"
             )),
         }
     }
@@ -55,6 +60,8 @@ pub struct WorkloadOptions {
     pub max_writes_per_key: u64,
     /// Micro-operations per transaction, at most.
     pub max_txn_len: usize,
+    /// The bank workload's accounts and amounts.
+    pub bank: BankOptions,
 }
 
 impl Default for WorkloadOptions {
@@ -64,7 +71,59 @@ impl Default for WorkloadOptions {
             key_count: 8,
             max_writes_per_key: 32,
             max_txn_len: 4,
+            bank: BankOptions::default(),
         }
+    }
+}
+
+/// The bank workload: which keys are accounts, what each holds at the start, how much one
+/// transfer moves at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankOptions {
+    /// The account keys (distinct). The runner picks keys that the 2PC server places on
+    /// different shards (`bundled::spread_accounts`), so transfers and reads cross shards.
+    pub accounts: Vec<u64>,
+    /// Every account's balance before the first transfer (written by the runner's setup).
+    pub initial_balance: i64,
+    /// A transfer moves between 1 and this much.
+    pub max_transfer: i64,
+}
+
+impl Default for BankOptions {
+    fn default() -> Self {
+        BankOptions {
+            accounts: (0..5).collect(),
+            initial_balance: 100,
+            max_transfer: 5,
+        }
+    }
+}
+
+impl BankOptions {
+    /// The sum every read of all balances must show.
+    pub fn total(&self) -> i64 {
+        self.initial_balance
+            .saturating_mul(i64::try_from(self.accounts.len()).unwrap_or(i64::MAX))
+    }
+
+    /// Why these options cannot make a bank test, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut sorted = self.accounts.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() < 2 || sorted.len() != self.accounts.len() {
+            return Err(format!(
+                "bank: needs at least two distinct accounts, got {:?}",
+                self.accounts
+            ));
+        }
+        if self.initial_balance < 0 || self.max_transfer < 1 {
+            return Err(format!(
+                "bank: initial balance {} must be >= 0 and max transfer {} >= 1",
+                self.initial_balance, self.max_transfer
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -99,6 +158,11 @@ pub trait Generator: Send {
     fn final_ops(&self) -> Vec<Invocation> {
         Vec::new()
     }
+    /// Invocations the runner performs before the main phase, each until it is `ok`, without
+    /// recording them (e.g. the bank's initial balances). They must be idempotent.
+    fn setup_ops(&self) -> Vec<Invocation> {
+        Vec::new()
+    }
 }
 
 /// Builds the generator for a workload.
@@ -108,6 +172,7 @@ pub fn generator(kind: WorkloadKind, opts: &WorkloadOptions) -> Box<dyn Generato
         WorkloadKind::ListAppend => Box::new(TxnGen::new(opts, TxnFlavor::Append)),
         WorkloadKind::RwRegister => Box::new(TxnGen::new(opts, TxnFlavor::Write)),
         WorkloadKind::Set => Box::new(SetGen::new(opts)),
+        WorkloadKind::Bank => Box::new(BankGen::new(opts)),
     }
 }
 
@@ -282,6 +347,115 @@ impl Generator for SetGen {
     }
 }
 
+/// Transfers between random pairs of distinct accounts and reads of every balance, half each.
+///
+/// A transfer is `f: "transfer"` with value `{"from": a, "to": b, "amount": x}`. A read is
+/// `f: "read"` with no key whose invocation value lists the accounts to read; its `ok` completion
+/// holds an object mapping each account (as a string) to its balance, as `checkers::bank` wants.
+/// The setup writes every account's initial balance in one transaction; the final phase reads
+/// every balance once more.
+pub struct BankGen {
+    rng: StdRng,
+    opts: BankOptions,
+}
+
+impl BankGen {
+    pub fn new(opts: &WorkloadOptions) -> Self {
+        BankGen {
+            rng: StdRng::seed_from_u64(opts.seed),
+            opts: opts.bank.clone(),
+        }
+    }
+
+    fn read(&self) -> Invocation {
+        Invocation {
+            f: "read".into(),
+            key: None,
+            value: json!(self.opts.accounts),
+        }
+    }
+}
+
+impl Generator for BankGen {
+    fn next_op(&mut self) -> Invocation {
+        let n = self.opts.accounts.len();
+        if n < 2 || self.rng.random_bool(0.5) {
+            return self.read();
+        }
+        let from = self.rng.random_range(0..n);
+        // Any other account, uniformly.
+        let to = (from + self.rng.random_range(1..n)) % n;
+        let amount = self.rng.random_range(1..=self.opts.max_transfer.max(1));
+        Invocation {
+            f: "transfer".into(),
+            key: None,
+            value: json!({
+                "from": self.opts.accounts[from],
+                "to": self.opts.accounts[to],
+                "amount": amount,
+            }),
+        }
+    }
+
+    fn final_ops(&self) -> Vec<Invocation> {
+        vec![self.read()]
+    }
+
+    fn setup_ops(&self) -> Vec<Invocation> {
+        let writes: Vec<Value> = self
+            .opts
+            .accounts
+            .iter()
+            .map(|a| json!(["w", a, self.opts.initial_balance]))
+            .collect();
+        vec![Invocation {
+            f: "txn".into(),
+            key: None,
+            value: Value::Array(writes),
+        }]
+    }
+}
+
+/// What a bank read's invocation asks for: the accounts listed in its value (`None` when the
+/// invocation is not a bank read, e.g. the set workload's key-less read of `null`).
+pub fn bank_read_accounts(inv: &Invocation) -> Option<Vec<u64>> {
+    if inv.f != "read" || inv.key.is_some() {
+        return None;
+    }
+    inv.value
+        .as_array()?
+        .iter()
+        .map(Value::as_u64)
+        .collect::<Option<Vec<u64>>>()
+}
+
+/// A transfer's `(from, to, amount)`, or why the invocation is not a transfer.
+pub fn transfer_of(inv: &Invocation) -> Result<(u64, u64, i64), String> {
+    let field = |name: &str| inv.value.get(name).cloned().unwrap_or(Value::Null);
+    let account = |name: &str| {
+        field(name).as_u64().ok_or_else(|| {
+            format!(
+                "transfer needs a non-negative integer {name:?}, got {}",
+                inv.value
+            )
+        })
+    };
+    let (from, to) = (account("from")?, account("to")?);
+    let amount = field("amount")
+        .as_i64()
+        .filter(|a| *a >= 0)
+        .ok_or_else(|| {
+            format!(
+                "transfer needs a non-negative integer \"amount\", got {}",
+                inv.value
+            )
+        })?;
+    if from == to {
+        return Err(format!("transfer from account {from} to itself"));
+    }
+    Ok((from, to, amount))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +471,7 @@ mod tests {
             WorkloadKind::Register,
             WorkloadKind::ListAppend,
             WorkloadKind::RwRegister,
+            WorkloadKind::Bank,
         ] {
             let opts = WorkloadOptions {
                 seed: 7,
@@ -385,5 +560,85 @@ mod tests {
             .collect();
         assert_eq!(adds, (0..100).collect::<Vec<_>>());
         assert_eq!(g.final_ops()[0].f, "read");
+    }
+
+    #[test]
+    fn bank_transfers_between_distinct_accounts_and_reads_all_of_them() {
+        let opts = WorkloadOptions {
+            seed: 3,
+            bank: BankOptions {
+                accounts: vec![2, 7, 9],
+                initial_balance: 10,
+                max_transfer: 4,
+            },
+            ..Default::default()
+        };
+        let ops = take(WorkloadKind::Bank, &opts, 2000);
+        let reads = ops.iter().filter(|o| o.f == "read").count();
+        assert!(
+            (800..1200).contains(&reads),
+            "about half are reads: {reads}"
+        );
+        let mut amounts = std::collections::BTreeSet::new();
+        let mut pairs = std::collections::BTreeSet::new();
+        for op in &ops {
+            match op.f.as_str() {
+                "read" => assert_eq!(bank_read_accounts(op), Some(vec![2, 7, 9])),
+                "transfer" => {
+                    let (from, to, amount) = transfer_of(op).unwrap();
+                    assert_ne!(from, to);
+                    assert!([2, 7, 9].contains(&from) && [2, 7, 9].contains(&to));
+                    amounts.insert(amount);
+                    pairs.insert((from, to));
+                }
+                other => panic!("unexpected op {other}"),
+            }
+            assert!(op.key.is_none());
+        }
+        assert_eq!(amounts, (1..=4).collect(), "amounts range over 1..=max");
+        assert_eq!(pairs.len(), 6, "every ordered pair of accounts: {pairs:?}");
+
+        let g = generator(WorkloadKind::Bank, &opts);
+        assert_eq!(
+            g.setup_ops()[0].value,
+            json!([["w", 2, 10], ["w", 7, 10], ["w", 9, 10]])
+        );
+        assert_eq!(bank_read_accounts(&g.final_ops()[0]), Some(vec![2, 7, 9]));
+        assert_eq!(opts.bank.total(), 30);
+    }
+
+    #[test]
+    fn bank_options_and_transfers_are_validated() {
+        assert!(BankOptions::default().validate().is_ok());
+        let one = BankOptions {
+            accounts: vec![1],
+            ..Default::default()
+        };
+        assert!(one.validate().unwrap_err().contains("two distinct"));
+        let dup = BankOptions {
+            accounts: vec![1, 1],
+            ..Default::default()
+        };
+        assert!(dup.validate().is_err());
+        let t = |v: Value| Invocation {
+            f: "transfer".into(),
+            key: None,
+            value: v,
+        };
+        assert_eq!(
+            transfer_of(&t(json!({"from": 1, "to": 2, "amount": 3}))),
+            Ok((1, 2, 3))
+        );
+        assert!(transfer_of(&t(json!({"from": 1, "to": 1, "amount": 3})))
+            .unwrap_err()
+            .contains("itself"));
+        assert!(transfer_of(&t(json!({"from": 1, "amount": 3})))
+            .unwrap_err()
+            .contains("\"to\""));
+        // The set workload's read is not a bank read.
+        assert_eq!(
+            bank_read_accounts(&SetGen::new(&Default::default()).final_ops()[0]),
+            None
+        );
     }
 }

@@ -11,7 +11,7 @@ use nemesis::FaultKind;
 use results::store::RunDir;
 use workloads::gen::WorkloadKind;
 
-use super::report::{analyse, write_run_results};
+use super::report::write_run_results;
 use super::{BadInput, Exit};
 use crate::cluster::ClusterConfig;
 use crate::db::EtcdBinary;
@@ -309,6 +309,21 @@ pub(crate) fn model_of(workload: WorkloadKind) -> CheckModel {
         WorkloadKind::ListAppend => CheckModel::ListAppend,
         WorkloadKind::RwRegister => CheckModel::RwRegister,
         WorkloadKind::Set => CheckModel::Set,
+        WorkloadKind::Bank => CheckModel::Bank,
+    }
+}
+
+/// What the run's `test.yaml` says the checker must know: the bank's total and whether negative
+/// balances are allowed (recorded by the runner). A run without them (an older run, another
+/// workload) gets the defaults: the first `ok` read sets the total.
+pub(crate) fn check_options(run: &RunDir) -> results::CheckOptions {
+    let params = run.read_test().unwrap_or_default();
+    let bank = &params["bank"];
+    results::CheckOptions {
+        bank: checkers::bank::Options {
+            total: bank["total"].as_i64(),
+            negative_balances_allowed: bank["negative_balances_allowed"].as_bool().unwrap_or(false),
+        },
     }
 }
 
@@ -342,12 +357,13 @@ pub(crate) fn check_run(
     workload: WorkloadKind,
     limit: Duration,
 ) -> anyhow::Result<(results::Analysis, PathBuf)> {
-    let analysis = analyse(
+    let analysis = results::analyse_with(
         history,
         model_of(workload),
         Some(limit),
-        &run.history_path(),
-    )?;
+        &check_options(run),
+    )
+    .map_err(|e| BadInput(format!("{}: {e}", run.history_path().display())))?;
     let report = write_run_results(run, history, &analysis)?;
     Ok((analysis, report))
 }

@@ -28,7 +28,7 @@ use results::store::{RunDir, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use workloads::bundled::BundledClient;
+use workloads::bundled::{spread_accounts, BundledClient};
 use workloads::etcd::{EtcdClient, ReadMode};
 use workloads::gen::{generator, Generator, Invocation, WorkloadKind, WorkloadOptions};
 use workloads::Completion;
@@ -197,8 +197,22 @@ struct TestParams<'a> {
     cluster: String,
     server_bin: String,
     op_timeout_s: f64,
+    /// The bank workload's accounts and the total the checker expects (bank runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank: Option<BankParams>,
     /// As JSON data: YAML tags for enums would not read back as plain data.
     schedule: serde_json::Value,
+}
+
+/// The bank workload as recorded in `test.yaml`; `cli::run` hands `total` and
+/// `negative_balances_allowed` to the bank checker.
+#[derive(Serialize)]
+struct BankParams {
+    accounts: Vec<u64>,
+    initial_balance: i64,
+    max_transfer: i64,
+    total: i64,
+    negative_balances_allowed: bool,
 }
 
 /// A log line to `faultline.log` and, unless the progress line owns the terminal, stderr.
@@ -500,6 +514,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
             )));
         }
     }
+    let wl = workload_options(&cfg, &names)?;
     // The run directory and its log.
     let store = Store::new(&cfg.store);
     let run = store
@@ -532,6 +547,13 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
             Target::Etcd(EtcdBinary::Local(p)) => p.display().to_string(),
         },
         op_timeout_s: cfg.op_timeout.as_secs_f64(),
+        bank: (cfg.workload == WorkloadKind::Bank).then(|| BankParams {
+            accounts: wl.bank.accounts.clone(),
+            initial_balance: wl.bank.initial_balance,
+            max_transfer: wl.bank.max_transfer,
+            total: wl.bank.total(),
+            negative_balances_allowed: false,
+        }),
         schedule: serde_json::to_value(&plan).unwrap_or_default(),
     };
     run.write_test(&params)
@@ -600,6 +622,22 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         t_start.elapsed().as_secs_f64()
     ));
 
+    // The workload's setup (the bank's initial balances), before any client or fault, unrecorded.
+    let gen = generator(cfg.workload, &wl);
+    let setup = gen.setup_ops();
+    if !setup.is_empty() {
+        match run_setup(&cfg, db, &names, &setup).await {
+            Ok(attempts) => log.line(format!(
+                "workload setup: {} op(s) ok after {attempts} attempt(s)",
+                setup.len()
+            )),
+            Err(why) => {
+                let _ = db::teardown(db, &nodes, Some(&run.path)).await;
+                return Err(RunError::Setup(format!("workload setup: {why}")));
+            }
+        }
+    }
+
     let controller_addrs = match controller_hint {
         Some(a) => vec![a],
         None => controller_addresses(&nodes).await,
@@ -621,11 +659,6 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         .map_err(|e| RunError::Setup(format!("{}: {e}", run.history_path().display())))?;
     let counts = recorder.counts();
     let active = Arc::new(Mutex::new(BTreeSet::new()));
-    let wl = WorkloadOptions {
-        seed: cfg.seed,
-        ..WorkloadOptions::default()
-    };
-    let gen = generator(cfg.workload, &wl);
     let final_ops = gen.final_ops();
     let shared = Arc::new(Shared {
         gen: Mutex::new(gen),
@@ -846,6 +879,62 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         main_phase,
         concurrency,
     })
+}
+
+/// The generator's options: the seed, and for the bank the accounts (spread over the 2PC shards
+/// of these node names for the bundled servers).
+fn workload_options(cfg: &RunConfig, names: &[String]) -> Result<WorkloadOptions, RunError> {
+    let mut wl = WorkloadOptions {
+        seed: cfg.seed,
+        ..WorkloadOptions::default()
+    };
+    if cfg.workload == WorkloadKind::Bank {
+        if let Target::Server(_) = cfg.target {
+            wl.bank.accounts = spread_accounts(wl.bank.accounts.len(), names);
+        }
+        wl.bank.validate().map_err(RunError::Config)?;
+    }
+    Ok(wl)
+}
+
+/// How long the workload's setup may take before the run fails.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Performs each setup invocation until it is `ok`, on node after node, without recording it.
+/// Retrying after `fail` or `info` is sound because setup ops are idempotent and nothing else
+/// writes yet. Returns the number of attempts, or why the deadline passed.
+async fn run_setup(
+    cfg: &RunConfig,
+    db: &dyn Database,
+    names: &[String],
+    setup: &[Invocation],
+) -> Result<usize, String> {
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut attempts = 0;
+    for inv in setup {
+        loop {
+            let node = &names[attempts % names.len()];
+            attempts += 1;
+            let addr = db
+                .client_addr(node)
+                .ok_or_else(|| format!("no client address for {node}"))?;
+            let mut client = client_kind(cfg).connect(node, addr, cfg.op_timeout);
+            let done = client.invoke(inv).await;
+            if done.kind == OpType::Ok {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} {} not ok after {attempts} attempts in {SETUP_TIMEOUT:?}; last on {node}: {}",
+                    inv.f,
+                    inv.value,
+                    done.error.unwrap_or_else(|| format!("{:?}", done.kind))
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(attempts)
 }
 
 /// The database and control for `cfg.target` on `nodes`.
