@@ -32,6 +32,12 @@ pub struct ScheduleConfig {
     pub shapes: Vec<Shape>,
     /// Packet faults to draw from.
     pub packet_faults: Vec<PacketFault>,
+    /// Probability that a partition isolates the current leader, and that a kill or a pause
+    /// hits it, instead of the random shape or node set (0 = never: the only choice for targets
+    /// without a leader, whose leader faults would all be skipped). Leader-based protocols break
+    /// where the leader is cut off or crashes (a deposed leader answering reads, a new leader
+    /// missing acknowledged entries); a random minority contains the leader only now and then.
+    pub leader_share: f64,
 }
 
 impl ScheduleConfig {
@@ -63,6 +69,7 @@ impl ScheduleConfig {
                     delay_ms: 20,
                 },
             ],
+            leader_share: 0.0,
         }
     }
 }
@@ -149,7 +156,9 @@ fn fault_pair(kind: FaultKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> (Fault
             if nodes.len() < 3 {
                 shapes.retain(|s| !matches!(s, Shape::MajoritiesRing | Shape::Bridge));
             }
-            let shape = if shapes.is_empty() {
+            let shape = if leader_first(cfg, rng) {
+                Shape::IsolateLeader
+            } else if shapes.is_empty() {
                 Shape::One
             } else {
                 pick(&shapes, rng)
@@ -198,13 +207,13 @@ fn fault_pair(kind: FaultKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> (Fault
         }
         FaultKind::Kill => (
             FaultOp::Kill {
-                targets: Targets::choose(pick(&ALL_TARGET_SPECS, rng), nodes, rng),
+                targets: process_targets(cfg, rng),
             },
             FaultOp::Restart,
         ),
         FaultKind::Pause => (
             FaultOp::Pause {
-                targets: Targets::choose(pick(&ALL_TARGET_SPECS, rng), nodes, rng),
+                targets: process_targets(cfg, rng),
             },
             FaultOp::Resume,
         ),
@@ -222,6 +231,21 @@ fn fault_pair(kind: FaultKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> (Fault
                 FaultOp::StopPacket,
             )
         }
+    }
+}
+
+/// Whether this fault goes to the leader by [`ScheduleConfig::leader_share`]. Draws nothing when
+/// the share is 0, so schedules without a leader share stay what they were for every seed.
+fn leader_first(cfg: &ScheduleConfig, rng: &mut StdRng) -> bool {
+    cfg.leader_share > 0.0 && rng.random_bool(cfg.leader_share.min(1.0))
+}
+
+/// The nodes a kill or pause hits.
+fn process_targets(cfg: &ScheduleConfig, rng: &mut StdRng) -> Targets {
+    if leader_first(cfg, rng) {
+        Targets::Leader
+    } else {
+        Targets::choose(pick(&ALL_TARGET_SPECS, rng), &cfg.nodes, rng)
     }
 }
 
@@ -288,6 +312,42 @@ mod tests {
                 assert_eq!(grudge.is_none(), *shape == Shape::IsolateLeader, "{shape}");
             }
         }
+    }
+
+    #[test]
+    fn a_leader_share_aims_that_share_of_partitions_kills_and_pauses_at_the_leader() {
+        let mut c = cfg(11);
+        c.kinds = vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+        c.duration = Duration::from_secs(20 * 600);
+        let leader_faults = |c: &ScheduleConfig| {
+            let s = schedule(c).unwrap();
+            let starts: Vec<&FaultOp> = s.iter().step_by(2).map(|x| &x.op).collect();
+            let at_leader = starts
+                .iter()
+                .filter(|op| {
+                    matches!(
+                        op,
+                        FaultOp::StartPartition {
+                            shape: Shape::IsolateLeader,
+                            ..
+                        } | FaultOp::Kill {
+                            targets: Targets::Leader
+                        } | FaultOp::Pause {
+                            targets: Targets::Leader
+                        }
+                    )
+                })
+                .count();
+            at_leader as f64 / starts.len() as f64
+        };
+        // Without a share the leader is one shape of eight and one target spec of five.
+        let base = leader_faults(&c);
+        assert!((0.1..0.25).contains(&base), "{base}");
+        c.leader_share = 0.5;
+        let biased = leader_faults(&c);
+        assert!((0.5..0.7).contains(&biased), "{biased}");
+        c.leader_share = 1.0;
+        assert_eq!(leader_faults(&c), 1.0);
     }
 
     #[test]
