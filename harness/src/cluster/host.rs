@@ -108,6 +108,24 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The host interface other than `bridge` that already has an address in `subnet`.0/24 (another
+/// local cluster, or anything else), which would steal the cluster's routes.
+pub(super) fn subnet_taken_by(bridge: &str, subnet: &str) -> Result<Option<String>, ClusterError> {
+    let addrs = run(Command::new("ip").args(["-4", "-o", "addr", "show"]))?;
+    Ok(interface_in_subnet(&addrs, bridge, subnet))
+}
+
+/// Parses `ip -4 -o addr show`: `2: eth0    inet 10.0.0.5/24 brd ... scope global eth0`.
+fn interface_in_subnet(addrs: &str, bridge: &str, subnet: &str) -> Option<String> {
+    let prefix = format!("{subnet}.");
+    addrs.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let dev = words.nth(1)?.trim_end_matches(':');
+        let addr = words.skip_while(|w| *w != "inet").nth(1)?;
+        (dev != bridge && addr.starts_with(&prefix)).then(|| dev.to_string())
+    })
+}
+
 pub(super) fn ensure_bridge(bridge: &str, controller: &str) -> Result<(), ClusterError> {
     if !link_exists(bridge) {
         run(Command::new("ip").args(["link", "add", bridge, "type", "bridge"]))?;
@@ -384,4 +402,22 @@ pub(super) fn stop_node(dir: &Path, node: &NodeState) -> Result<(), ClusterError
     // Sockets of killed processes can keep the veth alive after the namespace is gone.
     delete_link(&node.veth)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interface_in_subnet;
+
+    #[test]
+    fn another_interface_in_the_subnet_is_found() {
+        let addrs = "1: lo    inet 127.0.0.1/8 scope host lo\n\
+                     7: flbugbr    inet 10.77.45.1/24 scope global flbugbr\n\
+                     9: fltermbr    inet 10.77.45.1/24 scope global fltermbr\n";
+        assert_eq!(
+            interface_in_subnet(addrs, "fltermbr", "10.77.45").as_deref(),
+            Some("flbugbr")
+        );
+        assert_eq!(interface_in_subnet(addrs, "flbugbr", "10.77.4"), None);
+        assert_eq!(interface_in_subnet(addrs, "x", "10.77.46"), None);
+    }
 }

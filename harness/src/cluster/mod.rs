@@ -343,6 +343,12 @@ pub fn up(cfg: &ClusterConfig) -> Result<LocalCluster, ClusterError> {
     state.nodes = keep;
     write_state(dir, &state)?;
 
+    if let Some(other) = host::subnet_taken_by(&cfg.bridge, &cfg.subnet)? {
+        return Err(ClusterError::BadConfig(format!(
+            "subnet {}.0/24 is already used by interface {other} (another local cluster?): take that down or choose another subnet (`--subnet` of `faultline cluster up`, `--cluster-subnet` of run and campaign)",
+            cfg.subnet
+        )));
+    }
     host::ensure_bridge(&cfg.bridge, &controller_addr(&cfg.subnet))?;
     host::ensure_controller_key(&dir.join(KEY_FILE))?;
     fs::create_dir_all(NODE_OPT_DIR).map_err(io_err(Path::new(NODE_OPT_DIR)))?;
