@@ -546,8 +546,14 @@ mod tests {
             nemesis_schedule: Some(ScheduleMode::Alternate),
             ..RunSpec::default()
         };
-        assert_eq!(flags.or(&spec).nemesis_schedule, Some(ScheduleMode::Alternate));
-        assert_eq!(RunSpec::default().or(&spec).nemesis_schedule, Some(ScheduleMode::Overlap));
+        assert_eq!(
+            flags.or(&spec).nemesis_schedule,
+            Some(ScheduleMode::Alternate)
+        );
+        assert_eq!(
+            RunSpec::default().or(&spec).nemesis_schedule,
+            Some(ScheduleMode::Overlap)
+        );
         let e = parse("target: raft\nnemesis_schedule: mixed\n").unwrap_err();
         assert!(e.starts_with("t.yaml:2:"), "{e}");
         assert!(e.contains("mixed") && e.contains("overlap"), "{e}");

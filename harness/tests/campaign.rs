@@ -140,9 +140,12 @@ fn an_entry_or_the_defaults_choose_the_nemesis_schedule_and_overlap_shows_in_the
         ]
     );
     let e = parse("entries: [{target: raft, nemesis_schedule: [], expect: valid}]").unwrap_err();
-    assert!(e.contains("nemesis_schedule: an empty list gives no runs"), "{e}");
-    let e = parse("entries:\n- {target: raft, nemesis_schedule: jepsen, expect: valid}\n")
-        .unwrap_err();
+    assert!(
+        e.contains("nemesis_schedule: an empty list gives no runs"),
+        "{e}"
+    );
+    let e =
+        parse("entries:\n- {target: raft, nemesis_schedule: jepsen, expect: valid}\n").unwrap_err();
     assert!(e.starts_with("/c/t.yaml:2:"), "{e}");
     assert!(e.contains("jepsen"), "{e}");
 }

@@ -570,7 +570,10 @@ impl Nemesis {
             names.into_iter().partition(|n| st.killed.contains(n))
         };
         if names.is_empty() {
-            let why = format!("{} killed by the nemesis, not restarted yet", down.join(", "));
+            let why = format!(
+                "{} killed by the nemesis, not restarted yet",
+                down.join(", ")
+            );
             return FaultRecord::new("pause", Outcome::Skipped(why))
                 .with("targets", targets)
                 .with("down", &down);

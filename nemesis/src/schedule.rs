@@ -58,7 +58,9 @@ impl std::str::FromStr for ScheduleMode {
         ScheduleMode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown nemesis schedule {s:?} (expected alternate or overlap)"))
+            .ok_or_else(|| {
+                format!("unknown nemesis schedule {s:?} (expected alternate or overlap)")
+            })
     }
 }
 
@@ -547,7 +549,10 @@ mod tests {
         )));
         assert_eq!("overlap".parse(), Ok(ScheduleMode::Overlap));
         assert_eq!("alternate".parse(), Ok(ScheduleMode::Alternate));
-        assert!("mixed".parse::<ScheduleMode>().unwrap_err().contains("\"mixed\""));
+        assert!("mixed"
+            .parse::<ScheduleMode>()
+            .unwrap_err()
+            .contains("\"mixed\""));
     }
 
     #[test]
@@ -559,7 +564,10 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].at <= w[1].at), "sorted by time");
         let text = serde_json::to_string(&a).unwrap();
         let back: Vec<Scheduled> = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, a, "whole milliseconds: a stored schedule reads back exactly");
+        assert_eq!(
+            back, a,
+            "whole milliseconds: a stored schedule reads back exactly"
+        );
         // A kind's timeline does not depend on the rest of the mix.
         let alone = schedule(&overlap_cfg(42, vec![FaultKind::Kill])).unwrap();
         let kills: Vec<Scheduled> = a
@@ -590,7 +598,11 @@ mod tests {
                     prev_stop = *stop;
                 }
                 // 60 s of periods of 1.5 to 4.5 s: between 6 and 20 starts.
-                assert!((6..=20).contains(&ps.len()), "seed {seed} {kind}: {}", ps.len());
+                assert!(
+                    (6..=20).contains(&ps.len()),
+                    "seed {seed} {kind}: {}",
+                    ps.len()
+                );
             }
         }
     }
@@ -616,7 +628,10 @@ mod tests {
                 assert!(active <= 1);
             }
         }
-        assert_eq!(overlapped, 20, "every seed has a partition during a clock fault");
+        assert_eq!(
+            overlapped, 20,
+            "every seed has a partition during a clock fault"
+        );
     }
 
     #[test]
