@@ -101,6 +101,8 @@ pub struct RunSpec {
     pub nemesis_interval: Option<f64>,
     /// `alternate` (one fault at a time) or `overlap` (each kind on its own timeline).
     pub nemesis_schedule: Option<ScheduleMode>,
+    /// Share of partitions, kills, pauses (and, overlapping, clock faults) aimed at the leader.
+    pub leader_share: Option<f64>,
     #[serde(alias = "time_limit_s")]
     pub time_limit: Option<f64>,
     /// A number of clients, or `3n` (per node).
@@ -145,6 +147,8 @@ pub struct RunOptions {
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval: f64,
     pub nemesis_schedule: ScheduleMode,
+    /// `None`: the target's default (0.5 with a leader, 0 for 2PC).
+    pub leader_share: Option<f64>,
     pub time_limit: f64,
     pub concurrency: Concurrency,
     /// 0: as fast as the clients can.
@@ -217,6 +221,7 @@ impl RunSpec {
             nemesis: self.nemesis.clone().or_else(|| base.nemesis.clone()),
             nemesis_interval: self.nemesis_interval.or(base.nemesis_interval),
             nemesis_schedule: self.nemesis_schedule.or(base.nemesis_schedule),
+            leader_share: self.leader_share.or(base.leader_share),
             time_limit: self.time_limit.or(base.time_limit),
             concurrency: self.concurrency.or(base.concurrency),
             rate: self.rate.or(base.rate),
@@ -246,6 +251,7 @@ impl RunSpec {
                 .unwrap_or_else(|| vec![FaultKind::Partition, FaultKind::Kill]),
             nemesis_interval: self.nemesis_interval.unwrap_or(10.0),
             nemesis_schedule: self.nemesis_schedule.unwrap_or_default(),
+            leader_share: self.leader_share,
             time_limit: self.time_limit.unwrap_or(60.0),
             concurrency: self.concurrency.unwrap_or(Concurrency::PerNode(1)),
             rate: self.rate.unwrap_or(100.0),
@@ -307,6 +313,14 @@ impl RunOptions {
             }
         }
         seconds("nemesis-interval", self.nemesis_interval)?;
+        if let Some(share) = self.leader_share {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(Invalid::new(
+                    "leader-share",
+                    format!("{share} is not a share between 0 and 1"),
+                ));
+            }
+        }
         seconds("time-limit", self.time_limit)?;
         seconds("op-timeout", self.op_timeout)?;
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
@@ -336,6 +350,7 @@ impl RunOptions {
             nemesis: self.nemesis.clone(),
             nemesis_interval: seconds("nemesis-interval", self.nemesis_interval)?,
             nemesis_schedule: self.nemesis_schedule,
+            leader_share: self.leader_share,
             time_limit: seconds("time-limit", self.time_limit)?,
             concurrency: self.concurrency,
             rate: (self.rate > 0.0).then_some(self.rate),
@@ -510,7 +525,7 @@ mod tests {
     fn every_option_parses_and_defaults_fill_the_rest() {
         let spec = parse(
             "target: 2pc\nworkload: list-append\nnemesis: partition,kill\n\
-             nemesis_interval: 5\nnemesis_schedule: overlap\ntime_limit: 20\nconcurrency: 3n\n\
+             nemesis_interval: 5\nnemesis_schedule: overlap\nleader_share: 0.8\ntime_limit: 20\nconcurrency: 3n\n\
              rate: 0\nseed: 7\nbug: early-unlock\nop_timeout: 2.5\nnodes: 3\n",
         )
         .unwrap();
@@ -524,6 +539,7 @@ mod tests {
                 nemesis: vec![FaultKind::Partition, FaultKind::Kill],
                 nemesis_interval: 5.0,
                 nemesis_schedule: ScheduleMode::Overlap,
+                leader_share: Some(0.8),
                 time_limit: 20.0,
                 concurrency: Concurrency::PerNode(3),
                 rate: 0.0,
@@ -541,6 +557,14 @@ mod tests {
         );
         assert_eq!(defaults.concurrency, Concurrency::PerNode(1));
         assert_eq!(defaults.nemesis_schedule, ScheduleMode::Alternate);
+        assert_eq!(defaults.leader_share, None, "the target's own default");
+        let bad = parse("target: raft\nleader_share: 1.5\n")
+            .unwrap()
+            .resolve();
+        assert_eq!(
+            bad.unwrap_err().as_flag(),
+            "--leader-share: 1.5 is not a share between 0 and 1"
+        );
         // The file's mode is overridden like any other key.
         let flags = RunSpec {
             nemesis_schedule: Some(ScheduleMode::Alternate),

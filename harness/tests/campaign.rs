@@ -139,6 +139,18 @@ fn an_entry_or_the_defaults_choose_the_nemesis_schedule_and_overlap_shows_in_the
             "paxos-register-partition+kill-bug=forget-promise-overlap-s2",
         ]
     );
+    let c = parse(
+        "entries: [{target: raft, nemesis_schedule: overlap, leader_share: [0.5, 0.8], seed: 1, expect: valid}]",
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&c),
+        [
+            "raft-register-partition+kill-overlap-ls=0.5-s1",
+            "raft-register-partition+kill-overlap-ls=0.8-s1"
+        ]
+    );
+    assert_eq!(c.entries[1].options.leader_share, Some(0.8));
     let e = parse("entries: [{target: raft, nemesis_schedule: [], expect: valid}]").unwrap_err();
     assert!(
         e.contains("nemesis_schedule: an empty list gives no runs"),

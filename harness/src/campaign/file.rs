@@ -332,6 +332,8 @@ struct RawEntry {
     #[serde(default)]
     nemesis_schedule: Axis<nemesis::ScheduleMode>,
     #[serde(default)]
+    leader_share: Axis<f64>,
+    #[serde(default)]
     concurrency: Axis<Clients>,
     #[serde(default)]
     rate: Axis<f64>,
@@ -377,6 +379,7 @@ impl RawEntry {
             ("time_limit", self.time_limit.given_empty),
             ("nemesis_interval", self.nemesis_interval.given_empty),
             ("nemesis_schedule", self.nemesis_schedule.given_empty),
+            ("leader_share", self.leader_share.given_empty),
             ("concurrency", self.concurrency.given_empty),
             ("rate", self.rate.given_empty),
             ("op_timeout", self.op_timeout.given_empty),
@@ -400,6 +403,7 @@ impl RawEntry {
         specs = multiply(specs, &self.nemesis_schedule, |s, v| {
             s.nemesis_schedule = Some(v)
         });
+        specs = multiply(specs, &self.leader_share, |s, v| s.leader_share = Some(v));
         specs = multiply(specs, &self.concurrency, |s, v| s.concurrency = Some(v.0));
         specs = multiply(specs, &self.rate, |s, v| s.rate = Some(v));
         specs = multiply(specs, &self.op_timeout, |s, v| s.op_timeout = Some(v));
@@ -408,6 +412,7 @@ impl RawEntry {
         let tags = IdTags {
             time_limit: self.time_limit.values.len() > 1,
             nemesis_interval: self.nemesis_interval.values.len() > 1,
+            leader_share: self.leader_share.values.len() > 1,
             concurrency: self.concurrency.values.len() > 1,
             rate: self.rate.values.len() > 1,
             op_timeout: self.op_timeout.values.len() > 1,
@@ -431,6 +436,7 @@ impl RawEntry {
 struct IdTags {
     time_limit: bool,
     nemesis_interval: bool,
+    leader_share: bool,
     concurrency: bool,
     rate: bool,
     op_timeout: bool,
@@ -460,6 +466,9 @@ fn entry_id(o: &RunOptions, tags: &IdTags) -> String {
     }
     if o.nemesis_schedule == nemesis::ScheduleMode::Overlap {
         id.push_str("-overlap");
+    }
+    if let (true, Some(share)) = (tags.leader_share, o.leader_share) {
+        id.push_str(&format!("-ls={share}"));
     }
     if tags.concurrency {
         id.push_str(&format!(

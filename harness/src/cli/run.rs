@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// [default: alternate].
     #[arg(long, value_name = "alternate|overlap", value_parser = parse_schedule)]
     pub nemesis_schedule: Option<ScheduleMode>,
+    /// Share (0 to 1) of partitions, kills and pauses aimed at the current leader (with
+    /// `--nemesis-schedule overlap` also of clock faults) [default: 0.5, 0 for 2pc].
+    #[arg(long, value_name = "SHARE")]
+    pub leader_share: Option<f64>,
     /// Length of the main phase, in seconds [default: 60].
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
@@ -191,6 +195,7 @@ impl RunArgs {
             nemesis: self.nemesis.as_ref().map(|l| l.0.clone()),
             nemesis_interval: self.nemesis_interval,
             nemesis_schedule: self.nemesis_schedule,
+            leader_share: self.leader_share,
             time_limit: self.time_limit,
             concurrency: self.concurrency,
             rate: self.rate,

@@ -125,6 +125,8 @@ pub struct RunConfig {
     pub nemesis_interval: Duration,
     /// How the nemesis lays out its faults in time.
     pub nemesis_schedule: ScheduleMode,
+    /// Share of faults aimed at the leader; `None` for the target's default ([`leader_share`]).
+    pub leader_share: Option<f64>,
     pub time_limit: Duration,
     pub concurrency: Concurrency,
     /// Invocations per second over all clients; `None` for as fast as they can.
@@ -190,6 +192,7 @@ struct TestParams<'a> {
     nemesis: Vec<&'static str>,
     nemesis_interval_s: f64,
     nemesis_schedule: &'static str,
+    leader_share: f64,
     time_limit_s: f64,
     concurrency: usize,
     rate: Option<f64>,
@@ -484,7 +487,9 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         interval: cfg.nemesis_interval,
         mode: cfg.nemesis_schedule,
         duration: cfg.time_limit,
-        leader_share: leader_share(&cfg.target),
+        leader_share: cfg
+            .leader_share
+            .unwrap_or_else(|| leader_share(&cfg.target)),
         ..ScheduleConfig::new(cfg.seed, planned, cfg.nemesis.clone())
     })
     .map_err(|e| RunError::Config(format!("--nemesis: {e}")))?;
@@ -539,6 +544,9 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         nemesis: cfg.nemesis.iter().map(|k| k.as_str()).collect(),
         nemesis_interval_s: cfg.nemesis_interval.as_secs_f64(),
         nemesis_schedule: cfg.nemesis_schedule.as_str(),
+        leader_share: cfg
+            .leader_share
+            .unwrap_or_else(|| leader_share(&cfg.target)),
         time_limit_s: cfg.time_limit.as_secs_f64(),
         concurrency,
         rate: cfg.rate,
