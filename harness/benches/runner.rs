@@ -48,6 +48,8 @@ fn config(nodes: usize, clients: usize, secs: u64, store: &std::path::Path) -> R
         workload: WorkloadKind::Register,
         nemesis: Vec::new(),
         nemesis_interval: Duration::from_secs(10),
+        nemesis_schedule: nemesis::ScheduleMode::Alternate,
+        leader_share: None,
         time_limit: Duration::from_secs(secs),
         concurrency: Concurrency::Fixed(clients),
         rate: None,

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nemesis::FaultKind;
+use nemesis::{FaultKind, ScheduleMode};
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use workloads::gen::WorkloadKind;
@@ -99,6 +99,10 @@ pub struct RunSpec {
     pub nemesis: Option<Vec<FaultKind>>,
     #[serde(alias = "nemesis_interval_s")]
     pub nemesis_interval: Option<f64>,
+    /// `alternate` (one fault at a time) or `overlap` (each kind on its own timeline).
+    pub nemesis_schedule: Option<ScheduleMode>,
+    /// Share of partitions, kills, pauses (and, overlapping, clock faults) aimed at the leader.
+    pub leader_share: Option<f64>,
     #[serde(alias = "time_limit_s")]
     pub time_limit: Option<f64>,
     /// A number of clients, or `3n` (per node).
@@ -142,6 +146,9 @@ pub struct RunOptions {
     pub workload: WorkloadKind,
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval: f64,
+    pub nemesis_schedule: ScheduleMode,
+    /// `None`: the target's default (0.5 with a leader, 0 for 2PC).
+    pub leader_share: Option<f64>,
     pub time_limit: f64,
     pub concurrency: Concurrency,
     /// 0: as fast as the clients can.
@@ -213,6 +220,8 @@ impl RunSpec {
             workload: self.workload.or(base.workload),
             nemesis: self.nemesis.clone().or_else(|| base.nemesis.clone()),
             nemesis_interval: self.nemesis_interval.or(base.nemesis_interval),
+            nemesis_schedule: self.nemesis_schedule.or(base.nemesis_schedule),
+            leader_share: self.leader_share.or(base.leader_share),
             time_limit: self.time_limit.or(base.time_limit),
             concurrency: self.concurrency.or(base.concurrency),
             rate: self.rate.or(base.rate),
@@ -241,6 +250,8 @@ impl RunSpec {
                 .clone()
                 .unwrap_or_else(|| vec![FaultKind::Partition, FaultKind::Kill]),
             nemesis_interval: self.nemesis_interval.unwrap_or(10.0),
+            nemesis_schedule: self.nemesis_schedule.unwrap_or_default(),
+            leader_share: self.leader_share,
             time_limit: self.time_limit.unwrap_or(60.0),
             concurrency: self.concurrency.unwrap_or(Concurrency::PerNode(1)),
             rate: self.rate.unwrap_or(100.0),
@@ -302,6 +313,14 @@ impl RunOptions {
             }
         }
         seconds("nemesis-interval", self.nemesis_interval)?;
+        if let Some(share) = self.leader_share {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(Invalid::new(
+                    "leader-share",
+                    format!("{share} is not a share between 0 and 1"),
+                ));
+            }
+        }
         seconds("time-limit", self.time_limit)?;
         seconds("op-timeout", self.op_timeout)?;
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
@@ -330,6 +349,8 @@ impl RunOptions {
             workload: self.workload,
             nemesis: self.nemesis.clone(),
             nemesis_interval: seconds("nemesis-interval", self.nemesis_interval)?,
+            nemesis_schedule: self.nemesis_schedule,
+            leader_share: self.leader_share,
             time_limit: seconds("time-limit", self.time_limit)?,
             concurrency: self.concurrency,
             rate: (self.rate > 0.0).then_some(self.rate),
@@ -504,8 +525,8 @@ mod tests {
     fn every_option_parses_and_defaults_fill_the_rest() {
         let spec = parse(
             "target: 2pc\nworkload: list-append\nnemesis: partition,kill\n\
-             nemesis_interval: 5\ntime_limit: 20\nconcurrency: 3n\nrate: 0\nseed: 7\n\
-             bug: early-unlock\nop_timeout: 2.5\nnodes: 3\n",
+             nemesis_interval: 5\nnemesis_schedule: overlap\nleader_share: 0.8\ntime_limit: 20\nconcurrency: 3n\n\
+             rate: 0\nseed: 7\nbug: early-unlock\nop_timeout: 2.5\nnodes: 3\n",
         )
         .unwrap();
         assert_eq!(spec.nodes, Some(3));
@@ -517,6 +538,8 @@ mod tests {
                 workload: WorkloadKind::ListAppend,
                 nemesis: vec![FaultKind::Partition, FaultKind::Kill],
                 nemesis_interval: 5.0,
+                nemesis_schedule: ScheduleMode::Overlap,
+                leader_share: Some(0.8),
                 time_limit: 20.0,
                 concurrency: Concurrency::PerNode(3),
                 rate: 0.0,
@@ -533,13 +556,38 @@ mod tests {
             vec![FaultKind::Partition, FaultKind::Kill]
         );
         assert_eq!(defaults.concurrency, Concurrency::PerNode(1));
+        assert_eq!(defaults.nemesis_schedule, ScheduleMode::Alternate);
+        assert_eq!(defaults.leader_share, None, "the target's own default");
+        let bad = parse("target: raft\nleader_share: 1.5\n")
+            .unwrap()
+            .resolve();
+        assert_eq!(
+            bad.unwrap_err().as_flag(),
+            "--leader-share: 1.5 is not a share between 0 and 1"
+        );
+        // The file's mode is overridden like any other key.
+        let flags = RunSpec {
+            nemesis_schedule: Some(ScheduleMode::Alternate),
+            ..RunSpec::default()
+        };
+        assert_eq!(
+            flags.or(&spec).nemesis_schedule,
+            Some(ScheduleMode::Alternate)
+        );
+        assert_eq!(
+            RunSpec::default().or(&spec).nemesis_schedule,
+            Some(ScheduleMode::Overlap)
+        );
+        let e = parse("target: raft\nnemesis_schedule: mixed\n").unwrap_err();
+        assert!(e.starts_with("t.yaml:2:"), "{e}");
+        assert!(e.contains("mixed") && e.contains("overlap"), "{e}");
     }
 
     #[test]
     fn a_stored_test_yaml_is_accepted_with_its_informational_keys() {
         // The shape `run::execute` writes.
         let text = "test: raft-register\ntarget: raft\nworkload: register\nnemesis:\n- partition\n\
-                    - kill\nnemesis_interval_s: 2.0\ntime_limit_s: 10.0\nconcurrency: 6\n\
+                    - kill\nnemesis_interval_s: 2.0\nnemesis_schedule: overlap\ntime_limit_s: 10.0\nconcurrency: 6\n\
                     rate: null\nseed: 3\nbugs: []\nread_mode: null\nnodes:\n- n1\n- n2\n- n3\n\
                     cluster: local 3 nodes (/var/lib/faultline/cluster)\n\
                     server_bin: /x/faultline-server\nop_timeout_s: 5.0\nschedule:\n- at: 1\n";
@@ -547,6 +595,7 @@ mod tests {
         assert_eq!(opts.target, TargetName::Raft);
         assert_eq!(opts.nemesis, vec![FaultKind::Partition, FaultKind::Kill]);
         assert_eq!(opts.time_limit, 10.0);
+        assert_eq!(opts.nemesis_schedule, ScheduleMode::Overlap);
         assert_eq!(opts.concurrency, Concurrency::Fixed(6));
         assert_eq!(opts.rate, 0.0, "a null rate is unlimited");
         assert_eq!(opts.seed, 3);

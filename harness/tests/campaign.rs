@@ -12,6 +12,7 @@ use std::time::Duration;
 use harness::campaign::file::matches;
 use harness::campaign::Campaign;
 use harness::spec::{RunSpec, TargetName};
+use nemesis::ScheduleMode;
 use results::campaign::{CampaignSummary, Expectation, Outcome};
 
 const ME: &str = env!("CARGO_BIN_EXE_faultline");
@@ -93,6 +94,72 @@ fn run_options_that_vary_within_an_entry_show_in_its_ids() {
         ]
     );
     assert!(c.entries.iter().all(|e| e.options.rate == 50.0));
+}
+
+#[test]
+fn an_entry_or_the_defaults_choose_the_nemesis_schedule_and_overlap_shows_in_the_id() {
+    let c = parse(
+        "entries:\n\
+         - target: raft\n  read_mode: lease\n  nemesis: partition,clock\n  \
+           nemesis_schedule: [alternate, overlap]\n  seeds: 1\n  expect: valid\n\
+         - target: paxos\n  nemesis: partition,kill\n  seeds: 1\n  expect: valid\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&c),
+        [
+            // The default mode adds nothing: ids from before the mode existed stay the same.
+            "raft-register-partition+clock-read=lease-s1",
+            "raft-register-partition+clock-read=lease-overlap-s1",
+            "paxos-register-partition+kill-s1",
+        ]
+    );
+    let modes: Vec<ScheduleMode> = c
+        .entries
+        .iter()
+        .map(|e| e.options.nemesis_schedule)
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ScheduleMode::Alternate,
+            ScheduleMode::Overlap,
+            ScheduleMode::Alternate
+        ]
+    );
+    let c = parse(
+        "defaults: {nemesis_schedule: overlap}\n\
+         entries: [{target: paxos, bug: forget-promise, seeds: [1, 2], expect: invalid}]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&c),
+        [
+            "paxos-register-partition+kill-bug=forget-promise-overlap-s1",
+            "paxos-register-partition+kill-bug=forget-promise-overlap-s2",
+        ]
+    );
+    let c = parse(
+        "entries: [{target: raft, nemesis_schedule: overlap, leader_share: [0.5, 0.8], seed: 1, expect: valid}]",
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&c),
+        [
+            "raft-register-partition+kill-overlap-ls=0.5-s1",
+            "raft-register-partition+kill-overlap-ls=0.8-s1"
+        ]
+    );
+    assert_eq!(c.entries[1].options.leader_share, Some(0.8));
+    let e = parse("entries: [{target: raft, nemesis_schedule: [], expect: valid}]").unwrap_err();
+    assert!(
+        e.contains("nemesis_schedule: an empty list gives no runs"),
+        "{e}"
+    );
+    let e =
+        parse("entries:\n- {target: raft, nemesis_schedule: jepsen, expect: valid}\n").unwrap_err();
+    assert!(e.starts_with("/c/t.yaml:2:"), "{e}");
+    assert!(e.contains("jepsen"), "{e}");
 }
 
 #[test]

@@ -91,6 +91,9 @@ pub enum ClockChange {
     Bump {
         offsets_ms: std::collections::BTreeMap<String, i64>,
     },
+    /// Jump the node leading when the change is applied by `offset_ms` (the leader is looked
+    /// up then, like an isolate-leader partition's; no leader known makes it `skipped`).
+    BumpLeader { offset_ms: i64 },
     /// Flip the listed nodes between offsets `a_ms` and `b_ms` every `period_ms` for
     /// `duration_ms`, then back to zero.
     Strobe {

@@ -220,7 +220,7 @@ impl FaultOp {
             FaultOp::StartPartition { .. } => "start-partition",
             FaultOp::StopPartition => "stop-partition",
             FaultOp::Clock { change } => match change {
-                ClockChange::Bump { .. } => "bump-clock",
+                ClockChange::Bump { .. } | ClockChange::BumpLeader { .. } => "bump-clock",
                 ClockChange::Strobe { .. } => "strobe-clock",
                 ClockChange::Reset => "reset-clock",
             },

@@ -28,4 +28,4 @@ pub use heal::{heal_all, residue, residue_with, HealOptions, Residue, ResidueKin
 pub use nemesis::{Nemesis, NemesisConfig};
 pub use record::{FaultRecord, Outcome};
 pub use remote::{Command, Output, Remote, RemoteError};
-pub use schedule::{schedule, ScheduleConfig, Scheduled};
+pub use schedule::{schedule, ScheduleConfig, ScheduleMode, Scheduled};

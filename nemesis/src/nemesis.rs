@@ -335,6 +335,13 @@ impl Nemesis {
         let rec = FaultRecord::new("", Outcome::Installed).with("mechanism", self.cfg.clock);
         let mut rec = match change {
             ClockChange::Bump { offsets_ms } => self.bump(offsets_ms, rec).await,
+            ClockChange::BumpLeader { offset_ms } => {
+                let rec = rec.with("targets", Targets::Leader);
+                match self.leader().await {
+                    Ok(l) => self.bump(&BTreeMap::from([(l, *offset_ms)]), rec).await,
+                    Err(o) => FaultRecord { outcome: o, ..rec }.with("offset_ms", offset_ms),
+                }
+            }
             ClockChange::Strobe {
                 nodes,
                 a_ms,
@@ -521,10 +528,15 @@ impl Nemesis {
         let mut errors = Vec::new();
         for n in &names {
             let r = self.control.kill(n).await;
+            let mut st = self.state.lock().await;
             // Even a failed kill may have happened: remember it so a restart is tried.
-            self.state.lock().await.killed.insert(n.clone());
-            if let Err(e) = r {
-                errors.push(e);
+            st.killed.insert(n.clone());
+            match r {
+                // A paused process that was killed is gone: nothing left to resume.
+                Ok(()) => {
+                    st.paused.remove(n);
+                }
+                Err(e) => errors.push(e),
             }
         }
         FaultRecord::new("kill", control_outcome(&errors))
@@ -551,6 +563,21 @@ impl Nemesis {
             Ok(n) => n,
             Err(o) => return FaultRecord::new("pause", o).with("targets", targets),
         };
+        // With overlapping faults a target may be down: the nemesis killed it and has not
+        // restarted it yet. There is nothing to pause there.
+        let (down, names): (Vec<String>, Vec<String>) = {
+            let st = self.state.lock().await;
+            names.into_iter().partition(|n| st.killed.contains(n))
+        };
+        if names.is_empty() {
+            let why = format!(
+                "{} killed by the nemesis, not restarted yet",
+                down.join(", ")
+            );
+            return FaultRecord::new("pause", Outcome::Skipped(why))
+                .with("targets", targets)
+                .with("down", &down);
+        }
         let mut errors = Vec::new();
         for n in &names {
             let r = self.control.pause(n).await;
@@ -559,9 +586,14 @@ impl Nemesis {
                 errors.push(e);
             }
         }
-        FaultRecord::new("pause", control_outcome(&errors))
+        let rec = FaultRecord::new("pause", control_outcome(&errors))
             .with("targets", targets)
-            .with("nodes", &names)
+            .with("nodes", &names);
+        if down.is_empty() {
+            rec
+        } else {
+            rec.with("down", &down)
+        }
     }
 
     async fn resume(&self) -> FaultRecord {

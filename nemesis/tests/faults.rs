@@ -632,3 +632,163 @@ async fn a_node_lost_mid_action_makes_the_outcome_indeterminate() {
         "only the lost node is unchecked: {residue:?}"
     );
 }
+
+#[tokio::test]
+async fn overlapping_kills_and_pauses_of_one_node_stay_consistent() {
+    let Some(lab) = Lab::new(60, 3) else { return };
+    let names = lab.names();
+    let (nem, control) = nemesis(&lab, Some("t60n1"));
+    for n in &names {
+        nemesis::TargetControl::start(control.as_ref(), n)
+            .await
+            .unwrap();
+    }
+    let one = |i: usize| Targets::Nodes(vec![names[i].clone()]);
+    // A pause of a node the nemesis killed is skipped, not a harness failure.
+    assert_eq!(
+        nem.apply(&FaultOp::Kill { targets: one(0) }).await.outcome,
+        Outcome::Installed
+    );
+    let rec = nem
+        .apply(&FaultOp::Pause {
+            targets: Targets::Leader,
+        })
+        .await;
+    assert_eq!(
+        rec.outcome,
+        Outcome::Skipped("t60n1 killed by the nemesis, not restarted yet".into()),
+        "{:?}",
+        rec.value()
+    );
+    // A pause of several nodes pauses the live ones and says which were down.
+    let rec = nem
+        .apply(&FaultOp::Pause {
+            targets: Targets::Nodes(names[..2].to_vec()),
+        })
+        .await;
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_eq!(rec.value()["nodes"], serde_json::json!(["t60n2"]));
+    assert_eq!(rec.value()["down"], serde_json::json!(["t60n1"]));
+    // A kill of a paused node kills it; the restart brings it back running, and the resume
+    // that follows has nothing left of it to resume.
+    assert_eq!(
+        nem.apply(&FaultOp::Kill { targets: one(1) }).await.outcome,
+        Outcome::Installed
+    );
+    assert_eq!(control.state("t60n2").await, "dead");
+    let rec = nem.apply(&FaultOp::Restart).await;
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_eq!(rec.value()["nodes"], serde_json::json!(["t60n1", "t60n2"]));
+    let rec = nem.apply(&FaultOp::Resume).await;
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_eq!(rec.value()["nodes"], serde_json::json!([]));
+    for n in &names {
+        assert_running(&control, n, "after restart and resume").await;
+    }
+    // The leader's clock set back, on the node the control names at that moment.
+    let rec = nem
+        .apply(&FaultOp::Clock {
+            change: ClockChange::BumpLeader { offset_ms: -4_000 },
+        })
+        .await;
+    assert_eq!(rec.f, "bump-clock");
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_eq!(
+        rec.value()["offsets_ms"],
+        serde_json::json!({"t60n1": -4000})
+    );
+    let measured = rec.value()["measured"]["t60n1"]["offset_ms"]
+        .as_f64()
+        .unwrap();
+    assert!((-4_500.0..-3_500.0).contains(&measured), "{measured}");
+    let (leaderless, _) = nemesis(&lab, None);
+    let rec = leaderless
+        .apply(&FaultOp::Clock {
+            change: ClockChange::BumpLeader { offset_ms: -4_000 },
+        })
+        .await;
+    assert_eq!(rec.outcome, Outcome::Skipped("no leader known".into()));
+    let rec = nem.heal().await;
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_clean(&lab).await;
+    for n in &names {
+        nemesis::TargetControl::kill(control.as_ref(), n)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_overlapping_schedule_runs_end_to_end_and_heals() {
+    let Some(lab) = Lab::new(61, 3) else { return };
+    let (nem, control) = nemesis(&lab, Some("t61n2"));
+    for n in &lab.names() {
+        nemesis::TargetControl::start(control.as_ref(), n)
+            .await
+            .unwrap();
+    }
+    let mut cfg =
+        nemesis::ScheduleConfig::new(2024, lab.names(), nemesis::fault::ALL_KINDS.to_vec());
+    cfg.mode = nemesis::ScheduleMode::Overlap;
+    cfg.leader_share = 0.5;
+    cfg.interval = std::time::Duration::from_secs(1);
+    cfg.duration = std::time::Duration::from_secs(30);
+    let plan = nemesis::schedule(&cfg).unwrap();
+    // The plan really overlaps: at some point faults of two kinds are active.
+    let mut active = std::collections::BTreeSet::new();
+    let mut most = 0;
+    for s in &plan {
+        let k = s.op.kind();
+        if !active.remove(&k) {
+            active.insert(k);
+        }
+        most = most.max(active.len());
+    }
+    assert!(most >= 3, "at most {most} kinds active at once");
+    let mut records = Vec::new();
+    // All times in the past: the operations run back to back, in the plan's order.
+    let now = tokio::time::Instant::now();
+    let started = now.checked_sub(cfg.duration).unwrap_or(now);
+    nem.run_schedule(&plan, started, |r| records.push(r.clone()))
+        .await
+        .unwrap_or_else(|r| panic!("{}: {}", r.f, r.value()));
+    assert_eq!(records.len(), plan.len());
+    let mut installed = 0;
+    for (rec, step) in records.iter().zip(&plan) {
+        assert_eq!(rec.f, step.op.f());
+        match &rec.outcome {
+            Outcome::Installed => installed += 1,
+            Outcome::Skipped(reason) => assert!(
+                reason.starts_with("netem unavailable on")
+                    || reason.contains("killed by the nemesis"),
+                "{}: unexpected skip: {reason}",
+                rec.f
+            ),
+            Outcome::Indeterminate(reason) => panic!("{}: indeterminate: {reason}", rec.f),
+        }
+    }
+    eprintln!(
+        "overlap schedule: {installed}/{} operations installed",
+        plan.len()
+    );
+    assert!(installed >= plan.len() / 2);
+    // Every start had its stop: nothing is left, and every server runs.
+    assert_clean(&lab).await;
+    for n in &lab.names() {
+        assert_running(&control, n, "after the schedule").await;
+    }
+    // Stopped in the middle (a SIGTERM), heal still removes everything.
+    let cut = plan.len() / 2;
+    nem.run_schedule(&plan[..cut], started, |_| {})
+        .await
+        .unwrap_or_else(|r| panic!("{}: {}", r.f, r.value()));
+    let rec = nem.heal().await;
+    assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+    assert_clean(&lab).await;
+    for n in &lab.names() {
+        assert_running(&control, n, "after heal").await;
+        nemesis::TargetControl::kill(control.as_ref(), n)
+            .await
+            .unwrap();
+    }
+}

@@ -299,7 +299,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     format!("also by entries[{prev}]")
                 };
                 return Err(de::Error::custom(format!(
-                    "entry id {} is produced {whence}; entries must differ in target, workload, nemesis, bug, read mode or seed",
+                    "entry id {} is produced {whence}; entries must differ in target, workload, nemesis, nemesis schedule, bug, read mode or seed",
                     e.id
                 )));
             }
@@ -329,6 +329,10 @@ struct RawEntry {
     time_limit: Axis<f64>,
     #[serde(default)]
     nemesis_interval: Axis<f64>,
+    #[serde(default)]
+    nemesis_schedule: Axis<nemesis::ScheduleMode>,
+    #[serde(default)]
+    leader_share: Axis<f64>,
     #[serde(default)]
     concurrency: Axis<Clients>,
     #[serde(default)]
@@ -374,6 +378,8 @@ impl RawEntry {
             ("read_mode", self.read_mode.given_empty),
             ("time_limit", self.time_limit.given_empty),
             ("nemesis_interval", self.nemesis_interval.given_empty),
+            ("nemesis_schedule", self.nemesis_schedule.given_empty),
+            ("leader_share", self.leader_share.given_empty),
             ("concurrency", self.concurrency.given_empty),
             ("rate", self.rate.given_empty),
             ("op_timeout", self.op_timeout.given_empty),
@@ -394,6 +400,10 @@ impl RawEntry {
         specs = multiply(specs, &self.nemesis_interval, |s, v| {
             s.nemesis_interval = Some(v)
         });
+        specs = multiply(specs, &self.nemesis_schedule, |s, v| {
+            s.nemesis_schedule = Some(v)
+        });
+        specs = multiply(specs, &self.leader_share, |s, v| s.leader_share = Some(v));
         specs = multiply(specs, &self.concurrency, |s, v| s.concurrency = Some(v.0));
         specs = multiply(specs, &self.rate, |s, v| s.rate = Some(v));
         specs = multiply(specs, &self.op_timeout, |s, v| s.op_timeout = Some(v));
@@ -402,6 +412,7 @@ impl RawEntry {
         let tags = IdTags {
             time_limit: self.time_limit.values.len() > 1,
             nemesis_interval: self.nemesis_interval.values.len() > 1,
+            leader_share: self.leader_share.values.len() > 1,
             concurrency: self.concurrency.values.len() > 1,
             rate: self.rate.values.len() > 1,
             op_timeout: self.op_timeout.values.len() > 1,
@@ -425,12 +436,15 @@ impl RawEntry {
 struct IdTags {
     time_limit: bool,
     nemesis_interval: bool,
+    leader_share: bool,
     concurrency: bool,
     rate: bool,
     op_timeout: bool,
 }
 
-/// `target-workload-nemesis[-bug=..][-read=..][-t=..]-sSEED`, nemesis kinds joined with `+`.
+/// `target-workload-nemesis[-bug=..][-read=..][-t=..][-overlap]-sSEED`, nemesis kinds joined
+/// with `+`. The default (alternate) schedule adds nothing, so ids from before the schedule
+/// mode existed stay as they were.
 fn entry_id(o: &RunOptions, tags: &IdTags) -> String {
     let mut id = format!(
         "{}-{}-{}",
@@ -449,6 +463,12 @@ fn entry_id(o: &RunOptions, tags: &IdTags) -> String {
     }
     if tags.nemesis_interval {
         id.push_str(&format!("-i={}", o.nemesis_interval));
+    }
+    if o.nemesis_schedule == nemesis::ScheduleMode::Overlap {
+        id.push_str("-overlap");
+    }
+    if let (true, Some(share)) = (tags.leader_share, o.leader_share) {
+        id.push_str(&format!("-ls={share}"));
     }
     if tags.concurrency {
         id.push_str(&format!(

@@ -106,6 +106,7 @@ pub fn check_schedules(entries: &[&Entry], nodes: &[String]) -> Result<(), Strin
         let o = &e.options;
         let cfg = nemesis::ScheduleConfig {
             interval: Duration::from_secs_f64(o.nemesis_interval),
+            mode: o.nemesis_schedule,
             duration: Duration::from_secs_f64(o.time_limit),
             ..nemesis::ScheduleConfig::new(o.seed, nodes.to_vec(), o.nemesis.clone())
         };

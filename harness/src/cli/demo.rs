@@ -55,6 +55,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         workload: WorkloadKind::Register,
         nemesis: vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Clock],
         nemesis_interval: time_limit / 6,
+        nemesis_schedule: nemesis::ScheduleMode::Alternate,
+        leader_share: None,
         time_limit,
         concurrency: Concurrency::PerNode(2),
         rate: Some(200.0),

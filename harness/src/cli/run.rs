@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use checkers::verdict::Verdict;
 use checkers::History;
-use nemesis::FaultKind;
+use nemesis::{FaultKind, ScheduleMode};
 use results::store::RunDir;
 use workloads::gen::WorkloadKind;
 
@@ -39,9 +39,21 @@ pub struct RunArgs {
     /// Fault kinds to mix: partition, clock, kill, pause, packet, all or none [default: partition,kill].
     #[arg(long, value_parser = parse_nemesis)]
     pub nemesis: Option<FaultList>,
-    /// Length of each quiet and each faulty period of the schedule, in seconds [default: 10].
+    /// Length of each quiet and each faulty period of the schedule, in seconds; with
+    /// `--nemesis-schedule overlap` the mean length of each kind's periods [default: 10].
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
+    /// How faults are laid out in time: `alternate` runs one fault at a time (quiet and faulty
+    /// periods of --nemesis-interval); `overlap` gives every kind in --nemesis its own seeded
+    /// start/stop timeline (periods of 0.5 to 1.5 intervals), so faults of different kinds
+    /// overlap, and also aims clock faults at the current leader, setting its clock back
+    /// [default: alternate].
+    #[arg(long, value_name = "alternate|overlap", value_parser = parse_schedule)]
+    pub nemesis_schedule: Option<ScheduleMode>,
+    /// Share (0 to 1) of partitions, kills and pauses aimed at the current leader (with
+    /// `--nemesis-schedule overlap` also of clock faults) [default: 0.5, 0 for 2pc].
+    #[arg(long, value_name = "SHARE")]
+    pub leader_share: Option<f64>,
     /// Length of the main phase, in seconds [default: 60].
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
@@ -137,6 +149,10 @@ fn parse_nemesis(s: &str) -> Result<FaultList, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_schedule(s: &str) -> Result<ScheduleMode, String> {
+    s.parse()
+}
+
 fn parse_workload(s: &str) -> Result<WorkloadKind, String> {
     s.parse()
 }
@@ -178,6 +194,8 @@ impl RunArgs {
             workload: self.workload,
             nemesis: self.nemesis.as_ref().map(|l| l.0.clone()),
             nemesis_interval: self.nemesis_interval,
+            nemesis_schedule: self.nemesis_schedule,
+            leader_share: self.leader_share,
             time_limit: self.time_limit,
             concurrency: self.concurrency,
             rate: self.rate,

@@ -22,7 +22,7 @@ use checkers::History;
 use nemesis::heal::{heal_all, HealOptions};
 use nemesis::{
     schedule, Access, FaultKind, FaultRecord, Nemesis, NemesisConfig, OffsetFiles, Outcome, Remote,
-    ScheduleConfig,
+    ScheduleConfig, ScheduleMode,
 };
 use results::store::{RunDir, Store};
 use serde::Serialize;
@@ -123,6 +123,10 @@ pub struct RunConfig {
     pub workload: WorkloadKind,
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval: Duration,
+    /// How the nemesis lays out its faults in time.
+    pub nemesis_schedule: ScheduleMode,
+    /// Share of faults aimed at the leader; `None` for the target's default ([`leader_share`]).
+    pub leader_share: Option<f64>,
     pub time_limit: Duration,
     pub concurrency: Concurrency,
     /// Invocations per second over all clients; `None` for as fast as they can.
@@ -187,6 +191,8 @@ struct TestParams<'a> {
     workload: &'a str,
     nemesis: Vec<&'static str>,
     nemesis_interval_s: f64,
+    nemesis_schedule: &'static str,
+    leader_share: f64,
     time_limit_s: f64,
     concurrency: usize,
     rate: Option<f64>,
@@ -479,8 +485,11 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     }
     let plan = schedule(&ScheduleConfig {
         interval: cfg.nemesis_interval,
+        mode: cfg.nemesis_schedule,
         duration: cfg.time_limit,
-        leader_share: leader_share(&cfg.target),
+        leader_share: cfg
+            .leader_share
+            .unwrap_or_else(|| leader_share(&cfg.target)),
         ..ScheduleConfig::new(cfg.seed, planned, cfg.nemesis.clone())
     })
     .map_err(|e| RunError::Config(format!("--nemesis: {e}")))?;
@@ -534,6 +543,10 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         workload: cfg.workload.name(),
         nemesis: cfg.nemesis.iter().map(|k| k.as_str()).collect(),
         nemesis_interval_s: cfg.nemesis_interval.as_secs_f64(),
+        nemesis_schedule: cfg.nemesis_schedule.as_str(),
+        leader_share: cfg
+            .leader_share
+            .unwrap_or_else(|| leader_share(&cfg.target)),
         time_limit_s: cfg.time_limit.as_secs_f64(),
         concurrency,
         rate: cfg.rate,
@@ -560,12 +573,13 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     run.write_test(&params)
         .map_err(|e| RunError::Setup(e.to_string()))?;
     log.line(format!(
-        "{}: {} on {cluster_desc}; {} clients, nemesis [{}] every {:?}, {:?}, seed {}",
+        "{}: {} on {cluster_desc}; {} clients, nemesis [{}] every {:?} ({}), {:?}, seed {}",
         cfg.test_name(),
         run.path.display(),
         concurrency,
         params.nemesis.join(","),
         cfg.nemesis_interval,
+        cfg.nemesis_schedule,
         cfg.time_limit,
         cfg.seed
     ));
