@@ -56,6 +56,7 @@ fn config(nodes: usize, clients: usize, secs: u64, store: &std::path::Path) -> R
         seed: 1,
         bugs: Vec::new(),
         read_mode: None,
+        server_args: Vec::new(),
         nodes: Nodes::Local(cluster_config(nodes)),
         store: store.to_path_buf(),
         server_bin: server_binary(),

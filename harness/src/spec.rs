@@ -116,6 +116,9 @@ pub struct RunSpec {
     #[serde(default, alias = "bug", deserialize_with = "names")]
     pub bugs: Option<Vec<String>>,
     pub read_mode: Option<String>,
+    /// Flags passed as they are to every server: `server_args: [--max-append-entries=1]`.
+    #[serde(default, alias = "server_arg", deserialize_with = "names")]
+    pub server_args: Option<Vec<String>>,
     #[serde(alias = "op_timeout_s")]
     pub op_timeout: Option<f64>,
     /// The size of the local cluster when no nodes are given otherwise. A list of node names
@@ -156,6 +159,8 @@ pub struct RunOptions {
     pub seed: u64,
     pub bugs: Vec<String>,
     pub read_mode: Option<String>,
+    /// Passed as they are to every server's command line.
+    pub server_args: Vec<String>,
     pub op_timeout: f64,
 }
 
@@ -228,6 +233,10 @@ impl RunSpec {
             seed: self.seed.or(base.seed),
             bugs: self.bugs.clone().or_else(|| base.bugs.clone()),
             read_mode: self.read_mode.clone().or_else(|| base.read_mode.clone()),
+            server_args: self
+                .server_args
+                .clone()
+                .or_else(|| base.server_args.clone()),
             op_timeout: self.op_timeout.or(base.op_timeout),
             nodes: self.nodes.or(base.nodes),
             ..RunSpec::default()
@@ -258,6 +267,7 @@ impl RunSpec {
             seed: self.seed.unwrap_or(0),
             bugs: self.bugs.clone().unwrap_or_default(),
             read_mode: self.read_mode.clone(),
+            server_args: self.server_args.clone().unwrap_or_default(),
             op_timeout: self.op_timeout.unwrap_or(5.0),
         };
         opts.check()?;
@@ -323,6 +333,14 @@ impl RunOptions {
         }
         seconds("time-limit", self.time_limit)?;
         seconds("op-timeout", self.op_timeout)?;
+        for arg in &self.server_args {
+            if arg.is_empty() || arg.chars().any(char::is_control) {
+                return Err(Invalid::new(
+                    "server-arg",
+                    format!("{arg:?} is not a command-line flag (empty, or a control character)"),
+                ));
+            }
+        }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err(Invalid::new(
                 "rate",
@@ -357,6 +375,7 @@ impl RunOptions {
             seed: self.seed,
             bugs: self.bugs.clone(),
             read_mode: self.read_mode.clone(),
+            server_args: self.server_args.clone(),
             nodes: place.nodes.clone(),
             store: place.store.clone(),
             server_bin,
@@ -526,7 +545,8 @@ mod tests {
         let spec = parse(
             "target: 2pc\nworkload: list-append\nnemesis: partition,kill\n\
              nemesis_interval: 5\nnemesis_schedule: overlap\nleader_share: 0.8\ntime_limit: 20\nconcurrency: 3n\n\
-             rate: 0\nseed: 7\nbug: early-unlock\nop_timeout: 2.5\nnodes: 3\n",
+             rate: 0\nseed: 7\nbug: early-unlock\nop_timeout: 2.5\nnodes: 3\n\
+             server_args: [--tick-ms=10]\n",
         )
         .unwrap();
         assert_eq!(spec.nodes, Some(3));
@@ -546,6 +566,7 @@ mod tests {
                 seed: 7,
                 bugs: vec!["early-unlock".into()],
                 read_mode: None,
+                server_args: vec!["--tick-ms=10".into()],
                 op_timeout: 2.5,
             }
         );
@@ -641,6 +662,15 @@ mod tests {
         assert_eq!(bad("target: etcd\nbug: stale-read").field, "bug");
         assert_eq!(bad("target: etcd\nread_mode: lease").field, "read-mode");
         assert_eq!(bad("target: raft\ntime_limit: 0").field, "time-limit");
+        assert_eq!(bad("target: raft\nserver_arg: ''").field, "server-arg");
+        assert_eq!(
+            parse("target: raft\nserver_arg: --max-append-entries=1")
+                .unwrap()
+                .resolve()
+                .unwrap()
+                .server_args,
+            vec!["--max-append-entries=1".to_string()]
+        );
         assert_eq!(bad("workload: set").field, "target");
         assert!(parse("target: etcd\nread_mode: serializable")
             .unwrap()

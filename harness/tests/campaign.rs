@@ -163,6 +163,28 @@ fn an_entry_or_the_defaults_choose_the_nemesis_schedule_and_overlap_shows_in_the
 }
 
 #[test]
+fn server_args_reach_the_options_and_the_ids() {
+    let c = parse(
+        "entries:\n- target: raft\n  bug: commit-old-term\n  nemesis: kill\n  \
+         server_args: ['', --max-append-entries=1 --tick-ms=5]\n  seeds: 1\n  expect: invalid\n",
+    );
+    assert!(
+        c.unwrap_err().contains("server_arg"),
+        "an empty flag list is refused"
+    );
+    let c = parse(
+        "entries:\n- target: raft\n  bug: commit-old-term\n  nemesis: kill\n  \
+         server_args: --max-append-entries=1\n  seeds: 1\n  expect: invalid\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&c),
+        ["raft-register-kill-bug=commit-old-term-args=--max-append-entries=1-s1"]
+    );
+    assert_eq!(c.entries[0].options.server_args, ["--max-append-entries=1"]);
+}
+
+#[test]
 fn only_selects_by_substring_or_glob() {
     let c = parse(
         "entries:\n- target: [raft, paxos, 2pc]\n  workload: [register, set]\n  seeds: [1, 2]\n  expect: valid\n",

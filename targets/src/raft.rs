@@ -638,6 +638,13 @@ impl Raft {
             // and still be overwritten, so only current-term entries commit by counting.
             let current = self.term_at(n) == Some(self.term);
             if current || self.cfg.has_bug("commit-old-term") {
+                if !current {
+                    tracing::warn!(
+                        node = %self.cfg.id, term = self.term, index = n,
+                        entry_term = ?self.term_at(n),
+                        "commit-old-term: committing an earlier term's entry by counting replicas"
+                    );
+                }
                 self.commit = n;
             }
         }

@@ -75,6 +75,16 @@ const MAX_BATCH: usize = 8_192;
 
 /// Runs a node until a fatal error (the listener cannot bind, the log cannot be written).
 pub async fn run<S: StateMachine + 'static>(opts: RunOptions) -> Result<(), RuntimeError> {
+    run_with(opts, S::recover).await
+}
+
+/// Like [`run`], with the machine built by `recover` instead of [`StateMachine::recover`] (for a
+/// protocol's own tuning, e.g. `Raft::recover_with`).
+pub async fn run_with<S, F>(opts: RunOptions, recover: F) -> Result<(), RuntimeError>
+where
+    S: StateMachine + 'static,
+    F: FnOnce(Config, Vec<S::Record>, Now) -> S + Send + 'static,
+{
     for p in &opts.config.peers {
         if !opts.peer_addrs.contains_key(p) {
             return Err(RuntimeError::MissingPeer(p.clone()));
@@ -127,7 +137,7 @@ pub async fn run<S: StateMachine + 'static>(opts: RunOptions) -> Result<(), Runt
     std::thread::Builder::new()
         .name("state-machine".into())
         .spawn(move || {
-            let r = drive::<S>(config, wal, records, events_rx, peer_queues);
+            let r = drive::<S, F>(config, recover, wal, records, events_rx, peer_queues);
             let _ = done_tx.send(r);
         })
         .map_err(|e| RuntimeError::Thread(e.to_string()))?;
@@ -175,15 +185,16 @@ enum WalOp<R> {
 }
 
 /// The state-machine thread: owns the machine and the log.
-fn drive<S: StateMachine>(
+fn drive<S: StateMachine, F: FnOnce(Config, Vec<S::Record>, Now) -> S>(
     config: Config,
+    recover: F,
     mut wal: Wal<S::Record>,
     records: Vec<S::Record>,
     mut events: mpsc::UnboundedReceiver<Event<S::Msg>>,
     peers: HashMap<NodeId, mpsc::Sender<String>>,
 ) -> Result<(), RuntimeError> {
     let start = Instant::now();
-    let mut sm = S::recover(config, records, now(start));
+    let mut sm = recover(config, records, now(start));
     let mut next_token: ClientToken = 1;
     let mut waiting: HashMap<ClientToken, (mpsc::UnboundedSender<Response>, u64)> = HashMap::new();
 
@@ -555,8 +566,9 @@ mod tests {
             seed: 0,
         };
         let peers = HashMap::from([("p".to_string(), peer_tx)]);
-        let driver =
-            std::thread::spawn(move || drive::<Echo>(config, wal, records, events_rx, peers));
+        let driver = std::thread::spawn(move || {
+            drive(config, Echo::recover, wal, records, events_rx, peers)
+        });
         for _ in 0..50 {
             let msg: String = serde_json::from_str(&peer_rx.blocking_recv().unwrap()).unwrap();
             let token = msg.trim_start_matches("msg-");

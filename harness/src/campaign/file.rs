@@ -299,7 +299,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     format!("also by entries[{prev}]")
                 };
                 return Err(de::Error::custom(format!(
-                    "entry id {} is produced {whence}; entries must differ in target, workload, nemesis, nemesis schedule, bug, read mode or seed",
+                    "entry id {} is produced {whence}; entries must differ in target, workload, nemesis, nemesis schedule, bug, read mode, server args or seed",
                     e.id
                 )));
             }
@@ -325,6 +325,9 @@ struct RawEntry {
     bug: Axis<String>,
     #[serde(default)]
     read_mode: Axis<String>,
+    /// Each value flags for every server, separated by spaces (`--max-append-entries=1`).
+    #[serde(default, alias = "server_arg")]
+    server_args: Axis<String>,
     #[serde(default)]
     time_limit: Axis<f64>,
     #[serde(default)]
@@ -376,6 +379,7 @@ impl RawEntry {
             ("seeds", self.seeds.given_empty),
             ("bug", self.bug.given_empty),
             ("read_mode", self.read_mode.given_empty),
+            ("server_args", self.server_args.given_empty),
             ("time_limit", self.time_limit.given_empty),
             ("nemesis_interval", self.nemesis_interval.given_empty),
             ("nemesis_schedule", self.nemesis_schedule.given_empty),
@@ -393,6 +397,11 @@ impl RawEntry {
         specs = multiply(specs, &self.workload, |s, v| s.workload = Some(v));
         specs = multiply(specs, &self.nemesis, |s, v| s.nemesis = Some(v.0));
         specs = multiply(specs, &self.read_mode, |s, v| s.read_mode = Some(v));
+        specs = multiply(specs, &self.server_args, |s, v: String| {
+            // A blank value stays one (empty) flag, for `check` to refuse.
+            let flags: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+            s.server_args = Some(if flags.is_empty() { vec![v] } else { flags })
+        });
         specs = multiply(specs, &self.bug, |s, v: String| {
             s.bugs = Some(v.split('+').map(|b| b.trim().to_string()).collect())
         });
@@ -457,6 +466,9 @@ fn entry_id(o: &RunOptions, tags: &IdTags) -> String {
     }
     if let Some(m) = &o.read_mode {
         id.push_str(&format!("-read={m}"));
+    }
+    if !o.server_args.is_empty() {
+        id.push_str(&format!("-args={}", o.server_args.join("+")));
     }
     if tags.time_limit {
         id.push_str(&format!("-t={}", o.time_limit));

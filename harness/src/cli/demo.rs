@@ -63,6 +63,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         seed: args.seed,
         bugs: Vec::new(),
         read_mode: None,
+        server_args: Vec::new(),
         nodes: Nodes::Local(cluster_cfg.clone()),
         store: args.store.clone(),
         server_bin: server_bin(args.server_bin.clone())?,

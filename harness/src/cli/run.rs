@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// (etcd).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
+    /// A flag passed as it is to every server's command line, e.g.
+    /// `--server-arg=--max-append-entries=1` (a tuning knob of targets/PROTOCOL.md); repeat for
+    /// more.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
     /// Bring up (or reuse) a local cluster of N namespace nodes instead of an inventory.
     #[arg(long, value_name = "N", conflicts_with_all = ["inventory", "nodes", "node", "nodes_file", "vagrant_ssh_config"])]
     pub local: Option<usize>,
@@ -202,6 +207,7 @@ impl RunArgs {
             seed: self.seed,
             bugs: (!self.bugs.is_empty()).then(|| self.bugs.clone()),
             read_mode: self.read_mode.clone(),
+            server_args: (!self.server_args.is_empty()).then(|| self.server_args.clone()),
             op_timeout: self.op_timeout,
             nodes: self.local,
             ..RunSpec::default()

@@ -135,6 +135,8 @@ pub struct RunConfig {
     pub bugs: Vec<String>,
     /// `quorum|lease` for the bundled servers, `linearizable|serializable` for etcd.
     pub read_mode: Option<String>,
+    /// Flags appended as they are to every server's command line (`--server-arg`).
+    pub server_args: Vec<String>,
     pub nodes: Nodes,
     pub store: PathBuf,
     /// The `faultline-server` binary (unused for etcd, whose binary is in [`Target::Etcd`]).
@@ -199,6 +201,8 @@ struct TestParams<'a> {
     seed: u64,
     bugs: &'a [String],
     read_mode: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    server_args: &'a [String],
     nodes: Vec<String>,
     cluster: String,
     server_bin: String,
@@ -553,6 +557,7 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
         seed: cfg.seed,
         bugs: &cfg.bugs,
         read_mode: cfg.read_mode.as_deref(),
+        server_args: &cfg.server_args,
         nodes: names.clone(),
         cluster: cluster_desc.clone(),
         server_bin: match &cfg.target {
@@ -964,6 +969,7 @@ fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<SystemUnderT
                 bugs: cfg.bugs.clone(),
                 read_mode: cfg.read_mode.clone(),
                 seed: Some(cfg.seed),
+                extra_args: cfg.server_args.clone(),
                 faketime: cfg.nemesis.contains(&FaultKind::Clock),
                 ..ServerConfig::new(
                     *protocol,
@@ -991,6 +997,7 @@ fn target_for(cfg: &RunConfig, nodes: &[Arc<dyn Remote>]) -> Result<SystemUnderT
             }
             let etcd_cfg = EtcdConfig {
                 binary: binary.clone(),
+                extra_args: cfg.server_args.clone(),
                 ..EtcdConfig::new(db::members_of(nodes))
             };
             let db = Arc::new(Etcd::new(etcd_cfg).map_err(classify)?);

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use targets::runtime::{run, RunOptions};
+use targets::runtime::{run, run_with, RunOptions};
 use targets::sm::{Config, ReadMode};
 
 #[derive(Parser, Debug)]
@@ -48,18 +48,52 @@ struct Cli {
     /// Tick period in milliseconds.
     #[arg(long, default_value_t = 5)]
     tick_ms: u64,
+    /// Raft only: most log entries in one AppendEntries message (default 1024). A small batch
+    /// makes a new leader replicate an older term's entries before its own no-op, one message at
+    /// a time (see BUGS.md, `commit-old-term`).
+    #[arg(long, value_name = "N")]
+    max_append_entries: Option<usize>,
 }
 
 /// A flag that failed validation: printed as one line, exit code 2.
 struct FlagError(String);
 
-fn parse_options(cli: &Cli) -> Result<(String, RunOptions), FlagError> {
-    let protocol = cli.protocol.as_str();
-    if !["raft", "paxos", "2pc"].contains(&protocol) {
-        return Err(FlagError(format!(
-            "--protocol: unknown protocol {protocol:?} (expected raft, paxos or 2pc)"
-        )));
+/// What `--protocol` and the protocol's tuning flags select.
+#[derive(Debug, Clone, PartialEq)]
+enum Protocol {
+    Raft(targets::raft::Tuning),
+    Paxos,
+    TwoPc,
+}
+
+fn parse_protocol(cli: &Cli) -> Result<Protocol, FlagError> {
+    let protocol = match cli.protocol.as_str() {
+        "raft" => Protocol::Raft(targets::raft::Tuning::default()),
+        "paxos" => Protocol::Paxos,
+        "2pc" => Protocol::TwoPc,
+        other => {
+            return Err(FlagError(format!(
+                "--protocol: unknown protocol {other:?} (expected raft, paxos or 2pc)"
+            )))
+        }
+    };
+    match (protocol, cli.max_append_entries) {
+        (p, None) => Ok(p),
+        (_, Some(0)) => Err(FlagError("--max-append-entries: must be at least 1".into())),
+        (Protocol::Raft(tuning), Some(n)) => Ok(Protocol::Raft(targets::raft::Tuning {
+            max_append_entries: n,
+            ..tuning
+        })),
+        (_, Some(_)) => Err(FlagError(format!(
+            "--max-append-entries: only raft has this setting, not {}",
+            cli.protocol
+        ))),
     }
+}
+
+fn parse_options(cli: &Cli) -> Result<(Protocol, RunOptions), FlagError> {
+    let parsed = parse_protocol(cli)?;
+    let protocol = cli.protocol.as_str();
     if cli.id.is_empty() || cli.id.contains(['=', ',']) {
         return Err(FlagError(format!("--id: invalid node id {:?}", cli.id)));
     }
@@ -138,7 +172,7 @@ fn parse_options(cli: &Cli) -> Result<(String, RunOptions), FlagError> {
         seed: cli.seed,
     };
     Ok((
-        protocol.to_string(),
+        parsed,
         RunOptions {
             config,
             listen,
@@ -170,12 +204,16 @@ fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(protocol: &str, opts: RunOptions) -> anyhow::Result<()> {
+async fn serve(protocol: Protocol, opts: RunOptions) -> anyhow::Result<()> {
     match protocol {
-        "raft" => run::<targets::raft::Raft>(opts).await?,
-        "paxos" => run::<targets::paxos::Paxos>(opts).await?,
-        "2pc" => run::<targets::twopc::TwoPc>(opts).await?,
-        other => anyhow::bail!("--protocol: unknown protocol {other:?}"),
+        Protocol::Raft(tuning) => {
+            run_with(opts, move |config, records, now| {
+                targets::raft::Raft::recover_with(config, tuning, records, now)
+            })
+            .await?
+        }
+        Protocol::Paxos => run::<targets::paxos::Paxos>(opts).await?,
+        Protocol::TwoPc => run::<targets::twopc::TwoPc>(opts).await?,
     }
     Ok(())
 }
@@ -225,7 +263,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(&protocol, opts)) {
+    match rt.block_on(serve(protocol, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if cli.log_file.is_some() {
@@ -234,5 +272,53 @@ fn main() -> ExitCode {
             eprintln!("faultline-server: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn protocol(args: &[&str]) -> Result<Protocol, String> {
+        let mut argv = vec![
+            "faultline-server",
+            "--id",
+            "n1",
+            "--listen",
+            "127.0.0.1:7001",
+            "--data-dir",
+            "/tmp/x",
+        ];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        parse_protocol(&cli).map_err(|FlagError(m)| m)
+    }
+
+    #[test]
+    fn max_append_entries_tunes_raft_only() {
+        let default = targets::raft::Tuning::default();
+        assert_eq!(
+            protocol(&["--protocol", "raft"]),
+            Ok(Protocol::Raft(default.clone()))
+        );
+        assert_eq!(
+            protocol(&["--protocol", "raft", "--max-append-entries", "1"]),
+            Ok(Protocol::Raft(targets::raft::Tuning {
+                max_append_entries: 1,
+                ..default
+            }))
+        );
+        assert_eq!(
+            protocol(&["--protocol", "raft", "--max-append-entries", "0"]),
+            Err("--max-append-entries: must be at least 1".to_string())
+        );
+        assert_eq!(
+            protocol(&["--protocol", "paxos", "--max-append-entries", "8"]),
+            Err("--max-append-entries: only raft has this setting, not paxos".to_string())
+        );
+        assert_eq!(protocol(&["--protocol", "2pc"]), Ok(Protocol::TwoPc));
+        assert!(protocol(&["--protocol", "zab"])
+            .unwrap_err()
+            .starts_with("--protocol: unknown protocol"));
     }
 }
