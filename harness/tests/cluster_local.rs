@@ -170,8 +170,7 @@ fn command_line_up_status_down() {
         return;
     }
     let cfg = config("flcc", 34, 2);
-    cluster::down(&cfg.dir).unwrap();
-    let _guard = Guard { cfg: cfg.clone() };
+    let _guard = Guard::adopt(cfg.clone());
     let faultline = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
             .args(args)

@@ -423,3 +423,50 @@ async fn sigterm_heals_and_still_checks_what_was_recorded() {
     assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir_all(&store).unwrap();
 }
+
+/// Two harness processes on one local cluster share its servers: each one's setup stops and wipes
+/// the other's, and both sets of clients write the same keys, so a correct server is judged
+/// nonlinearizable (a CI false alarm: two `cargo test` runs of the campaign test, same cluster).
+/// While another process holds the cluster, `faultline run` refuses at once, naming the holder,
+/// and touches nothing.
+#[test]
+fn a_run_on_a_cluster_another_process_holds_is_refused_and_touches_nothing() {
+    if !root_or_skip("a_run_on_a_cluster_another_process_holds_is_refused_and_touches_nothing") {
+        return;
+    }
+    let cfg = config("flst1", 66, 3);
+    let _ = std::fs::remove_dir_all(&cfg.dir);
+    // This test process stands for the other harness: it holds the claim a run or campaign takes.
+    let claim = harness::cluster::claim(&cfg.dir).unwrap();
+    let store = fresh_store("claimed");
+    let out = faultline_run(&cfg, &store, &["--time-limit", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by pid {} ", std::process::id())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        !cfg.dir.join("cluster.json").exists(),
+        "no cluster was brought up"
+    );
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains("flst1-"),
+        "no namespace was created"
+    );
+    // The claim goes with its holder.
+    let lock = harness::cluster::lock_path(&cfg.dir).unwrap();
+    drop(claim);
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(free.success(), "{} still locked", lock.display());
+    let _ = std::fs::remove_dir_all(&store);
+}

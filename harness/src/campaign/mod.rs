@@ -210,7 +210,15 @@ pub fn run(
         .map_err(|e| CampaignError(format!("writing the campaign's outputs: {e}")))?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| CampaignError(format!("starting the runtime: {e}")))?;
+    // The local cluster is this campaign's alone, from `up` to `down` (see `cluster::Claim`).
+    let mut _claim = None;
     if let Nodes::Local(cc) = &setup.nodes {
+        if cluster::is_root() {
+            _claim = Some(
+                cluster::claim(&cc.dir)
+                    .map_err(|e| CampaignError(format!("local cluster: {e}")))?,
+            );
+        }
         cluster::up(cc).map_err(|e| CampaignError(format!("local cluster: {e}")))?;
     }
     let stop = Arc::new(AtomicBool::new(false));

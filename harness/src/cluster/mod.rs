@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod claim;
 mod host;
 
+pub use claim::{claim, claim_waiting, lock_path, Claim};
 pub use host::{is_root, missing_packages};
 
 /// The default state directory of `faultline cluster`.
@@ -161,6 +163,8 @@ pub enum ClusterError {
     },
     #[error("missing packages and not allowed to install them: {0}")]
     MissingPackages(String),
+    #[error("{dir}: the local cluster is in use by {holder}; wait for it to finish or use another cluster (`--cluster-dir`, `--cluster-tag`, `--cluster-bridge`, `--cluster-subnet`): two harness processes on one cluster stop each other's servers and see each other's writes")]
+    InUse { dir: String, holder: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
@@ -291,7 +295,8 @@ fn write_state(dir: &Path, state: &State) -> Result<(), ClusterError> {
     write_file(&dir.join(STATE_FILE), text.as_bytes(), 0o644)
 }
 
-/// Brings the cluster up, or reconciles a running one with `cfg`: running nodes are reused, missing
+/// Brings the cluster up (refused while another process holds its [`Claim`]), or reconciles a
+/// running one with `cfg`: running nodes are reused, missing
 /// or dead ones are (re)started, nodes beyond `cfg.nodes` are removed. Returns once every sshd accepts
 /// connections, with `inventory.yaml` and `known_hosts` written.
 pub fn up(cfg: &ClusterConfig) -> Result<LocalCluster, ClusterError> {
@@ -299,6 +304,7 @@ pub fn up(cfg: &ClusterConfig) -> Result<LocalCluster, ClusterError> {
     if !is_root() {
         return Err(ClusterError::NotRoot);
     }
+    let _claim = claim(&cfg.dir)?;
     host::ensure_packages(cfg.install_packages)?;
     let dir = &cfg.dir;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -401,7 +407,7 @@ pub fn open(dir: &Path) -> Result<LocalCluster, ClusterError> {
     }
 }
 
-/// Takes down the cluster recorded in `dir`: kills every node's PID namespace, deletes namespaces,
+/// Takes down the cluster recorded in `dir` (refused while another process holds its [`Claim`]): kills every node's PID namespace, deletes namespaces,
 /// veths and the bridge, and removes the state directory's contents. Doing it twice is harmless.
 pub fn down(dir: &Path) -> Result<(), ClusterError> {
     let Some(state) = read_state(dir)? else {
@@ -410,6 +416,7 @@ pub fn down(dir: &Path) -> Result<(), ClusterError> {
     if !is_root() {
         return Err(ClusterError::NotRoot);
     }
+    let _claim = claim(dir)?;
     for node in &state.nodes {
         host::stop_node(dir, node)?;
     }

@@ -498,7 +498,13 @@ pub async fn execute(cfg: RunConfig) -> Result<RunRecord, RunError> {
     })
     .map_err(|e| RunError::Config(format!("--nemesis: {e}")))?;
 
-    // Nodes.
+    // Nodes. A local cluster is this run's alone until it ends (see `cluster::Claim`).
+    let _claim = match &cfg.nodes {
+        Nodes::Local(cc) if cluster::is_root() => Some(
+            cluster::claim(&cc.dir).map_err(|e| RunError::Setup(format!("local cluster: {e}")))?,
+        ),
+        _ => None,
+    };
     let (inventory, cluster_desc, controller_hint) = match &cfg.nodes {
         Nodes::Local(cc) => {
             let cc = cc.clone();

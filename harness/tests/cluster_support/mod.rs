@@ -22,7 +22,8 @@ pub fn root_or_skip(test: &str) -> bool {
 }
 
 /// A cluster config private to one test binary: its own tag, bridge, subnet and state dir, so test
-/// binaries running at the same time cannot collide.
+/// binaries running at the same time cannot collide. (The same test run twice at once, from two
+/// checkouts, would share it: [`Guard::up`] makes the second wait.)
 pub fn config(tag: &str, subnet_octet: u8, nodes: usize) -> ClusterConfig {
     let dir = PathBuf::from(format!("/var/lib/faultline/test-{tag}"));
     ClusterConfig {
@@ -36,14 +37,32 @@ pub fn config(tag: &str, subnet_octet: u8, nodes: usize) -> ClusterConfig {
 /// Takes the cluster down when dropped (also when the test panics).
 pub struct Guard {
     pub cfg: ClusterConfig,
+    /// Held from before `up` until after `down`: the same test started again meanwhile (another
+    /// checkout, another `cargo test`) waits for it instead of sharing, and tearing down, this
+    /// cluster. Not the cluster's own claim, which the `faultline` processes a test starts take.
+    _turn: cluster::Claim,
 }
 
 impl Guard {
-    /// Removes what a crashed earlier run of the same test left, then brings the cluster up.
+    /// Waits until no other process runs a test on this cluster, removes what a crashed earlier run
+    /// left, then brings the cluster up.
     pub fn up(cfg: ClusterConfig) -> (Guard, LocalCluster) {
+        let guard = Guard::adopt(cfg);
+        let c = cluster::up(&guard.cfg).unwrap_or_else(|e| panic!("cluster up: {e}"));
+        (guard, c)
+    }
+
+    /// Like [`Guard::up`] without bringing the cluster up (the test does, e.g. from the command line).
+    pub fn adopt(cfg: ClusterConfig) -> Guard {
+        let name = cfg
+            .dir
+            .file_name()
+            .expect("a named state dir")
+            .to_string_lossy();
+        let turn = cfg.dir.with_file_name(format!("{name}.test"));
+        let turn = cluster::claim_waiting(&turn).unwrap_or_else(|e| panic!("test turn: {e}"));
         cluster::down(&cfg.dir).expect("clean up an earlier run");
-        let c = cluster::up(&cfg).unwrap_or_else(|e| panic!("cluster up: {e}"));
-        (Guard { cfg }, c)
+        Guard { cfg, _turn: turn }
     }
 }
 
