@@ -178,6 +178,8 @@ pub fn qdisc_remove() -> String {
 }
 
 /// Writes `content` to `path` atomically (a reader sees the old or the new text, never half).
+/// The temporary file is private to the writing shell (`.tmp.$$`): a strobe loop being stopped
+/// may still be renaming its own.
 pub fn write_file_atomically(path: &str, content: &str) -> String {
     let dir = match path.rfind('/') {
         Some(0) => "/",
@@ -188,7 +190,7 @@ pub fn write_file_atomically(path: &str, content: &str) -> String {
         "mkdir -p {dir} && printf '%s\\n' {content} > {tmp} && mv -f {tmp} {path}\n",
         dir = quote(dir),
         content = quote(content),
-        tmp = quote(&format!("{path}.tmp")),
+        tmp = private_tmp(path),
         path = quote(path)
     )
 }
@@ -262,7 +264,7 @@ pub fn strobe_set_faketime(offset_file: &str) -> String {
     format!(
         "  s=$1; sign=+; [ \"$s\" -lt 0 ] && {{ sign=-; s=$((0 - s)); }}\n\
          \x20 printf '%s%d.%03d\\n' \"$sign\" $((s / 1000)) $((s % 1000)) > {tmp} && mv -f {tmp} {f}",
-        tmp = quote(&format!("{offset_file}.tmp")),
+        tmp = private_tmp(offset_file),
         f = quote(offset_file)
     )
 }
@@ -285,12 +287,20 @@ pub fn start_detached(script_path: &str, pidfile: &str) -> String {
     )
 }
 
-/// Stops a detached loop started by [`start_detached`]; succeeds when none runs.
+/// Stops a detached loop started by [`start_detached`] and waits (up to 2 s) until its process
+/// group is gone, so that nothing it started still writes afterwards; succeeds when none runs.
 pub fn stop_detached(pidfile: &str) -> String {
     format!(
-        "if [ -f {p} ]; then pid=$(cat {p}); kill -TERM -- -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; rm -f {p}; fi\n",
+        "if [ -f {p} ]; then pid=$(cat {p}); kill -TERM -- -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; \
+         i=0; while {{ kill -0 -- -\"$pid\" 2>/dev/null || kill -0 \"$pid\" 2>/dev/null; }} && [ $i -lt 200 ]; do sleep 0.01; i=$((i + 1)); done; \
+         rm -f {p}; fi\n",
         p = quote(pidfile)
     )
+}
+
+/// A temporary name next to `path` private to the running shell (its pid), quoted for sh.
+fn private_tmp(path: &str) -> String {
+    format!("{}$$", quote(&format!("{path}.tmp.")))
 }
 
 /// Sends SIGCONT to every stopped (state `T`) process on the node.
@@ -457,8 +467,8 @@ mod tests {
         assert_eq!(
             write_file_atomically("/var/lib/faultline/clock/n1.faketime", "+1.500"),
             "mkdir -p '/var/lib/faultline/clock' && printf '%s\\n' '+1.500' > \
-             '/var/lib/faultline/clock/n1.faketime.tmp' && mv -f \
-             '/var/lib/faultline/clock/n1.faketime.tmp' '/var/lib/faultline/clock/n1.faketime'\n"
+             '/var/lib/faultline/clock/n1.faketime.tmp.'$$ && mv -f \
+             '/var/lib/faultline/clock/n1.faketime.tmp.'$$ '/var/lib/faultline/clock/n1.faketime'\n"
         );
     }
 

@@ -249,6 +249,54 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
     assert_clean(&lab).await;
 }
 
+/// A reset while a fast strobe loop is rewriting the offset file: the loop is stopped and gone
+/// before the reset writes, so the reset always succeeds and the last word is offset zero (an
+/// overlapping schedule resets clocks while strobes run).
+#[tokio::test]
+async fn a_reset_during_a_running_strobe_always_wins() {
+    let Some(lab) = Lab::new(19, 1) else { return };
+    let (nem, _) = nemesis(&lab, None);
+    let names = lab.names();
+    let file = clock::faketime_file(&names[0]);
+    for round in 0..10 {
+        let rec = nem
+            .apply(&FaultOp::Clock {
+                change: ClockChange::Strobe {
+                    nodes: vec![names[0].clone()],
+                    a_ms: 2_000,
+                    b_ms: -2_000,
+                    period_ms: 1,
+                    duration_ms: 60_000,
+                },
+            })
+            .await;
+        assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
+        tokio::time::sleep(std::time::Duration::from_millis(20 + 7 * round)).await;
+        let rec = nem
+            .apply(&FaultOp::Clock {
+                change: ClockChange::Reset,
+            })
+            .await;
+        assert_eq!(
+            rec.outcome,
+            Outcome::Installed,
+            "round {round}: {:?}",
+            rec.value()
+        );
+        // Nothing rewrites the file after the reset.
+        let out = lab
+            .on(
+                0,
+                &format!("a=$(cat {file}); sleep 0.2; b=$(cat {file}); echo \"$a $b\""),
+            )
+            .await
+            .stdout_str();
+        let zero = clock::format_offset(0);
+        assert_eq!(out.trim(), format!("{zero} {zero}"), "round {round}");
+    }
+    assert_clean(&lab).await;
+}
+
 /// Received packets out of `count` pings from node `from` to node `to`.
 async fn pings(lab: &Lab, from: usize, to: usize, count: u32) -> u32 {
     let host = lab.node(to).host().to_string();
