@@ -4,12 +4,12 @@
 //! successful transfers and reads. Needs root (prints SKIPPED otherwise).
 mod cluster_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
 use checkers::history::{History, OpType};
-use cluster_support::{config, root_or_skip, server_binary, Guard};
+use cluster_support::{config, faultline_run_on, fresh_store, root_or_skip, server_binary, Guard};
 use results::store::RunDir;
 use results::CheckerOutput;
 
@@ -22,28 +22,9 @@ fn faultline_run(
     target: &str,
     extra: &[&str],
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args(["run", "--target", target, "--workload", "bank", "--quiet"])
-        .arg("--local")
-        .arg(cfg.nodes.to_string())
-        .arg("--cluster-dir")
-        .arg(&cfg.dir)
-        .args(["--cluster-tag", &cfg.tag])
-        .args(["--cluster-bridge", &cfg.bridge])
-        .args(["--cluster-subnet", &cfg.subnet])
-        .arg("--store")
-        .arg(store)
-        .arg("--server-bin")
-        .arg(server_binary())
-        .args(extra);
+    let mut cmd = faultline_run_on(cfg, store, target, "bank");
+    cmd.arg("--server-bin").arg(server_binary()).args(extra);
     cmd
-}
-
-fn fresh_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// `ok` completions of client ops with function `f`.

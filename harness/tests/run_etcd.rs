@@ -5,13 +5,13 @@
 //! (prints SKIPPED otherwise).
 mod cluster_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use checkers::history::OpType;
-use cluster_support::{config, root_or_skip, Guard};
+use cluster_support::{config, faultline_run_on, fresh_store, root_or_skip, Guard};
 use harness::db::{self, Database, Etcd, EtcdConfig};
 use harness::run::EtcdControl;
 use nemesis::TargetControl;
@@ -33,33 +33,9 @@ fn etcd_or_skip(test: &str) -> bool {
 
 /// `faultline run --target etcd` against the test's own cluster, storing into `store`.
 fn faultline_run(cfg: &harness::cluster::ClusterConfig, store: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args([
-        "run",
-        "--target",
-        "etcd",
-        "--workload",
-        "register",
-        "--quiet",
-    ])
-    .arg("--local")
-    .arg(cfg.nodes.to_string())
-    .arg("--cluster-dir")
-    .arg(&cfg.dir)
-    .args(["--cluster-tag", &cfg.tag])
-    .args(["--cluster-bridge", &cfg.bridge])
-    .args(["--cluster-subnet", &cfg.subnet])
-    .arg("--store")
-    .arg(store)
-    .args(extra);
+    let mut cmd = faultline_run_on(cfg, store, "etcd", "register");
+    cmd.args(extra);
     cmd
-}
-
-fn fresh_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs, prints its output and opens the stored run; returns it with the exit code and stdout.

@@ -4,12 +4,14 @@
 //! Needs root (prints SKIPPED otherwise).
 mod cluster_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use checkers::read::{self, Format};
-use cluster_support::{config, connect, root_or_skip, server_binary, Guard};
+use cluster_support::{
+    config, connect, faultline_run_on, fresh_store, root_or_skip, server_binary, Guard,
+};
 use harness::db::{self, members_of, BinarySource, FaultlineServer, Protocol, ServerConfig};
 use harness::run::recorder::complete_lines;
 use nemesis::heal::residue_with;
@@ -18,35 +20,9 @@ use results::store::RunDir;
 
 /// `faultline run` against the test's own cluster, storing into `store`.
 fn faultline_run(cfg: &harness::cluster::ClusterConfig, store: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args([
-        "run",
-        "--target",
-        "raft",
-        "--workload",
-        "register",
-        "--quiet",
-    ])
-    .arg("--local")
-    .arg(cfg.nodes.to_string())
-    .arg("--cluster-dir")
-    .arg(&cfg.dir)
-    .args(["--cluster-tag", &cfg.tag])
-    .args(["--cluster-bridge", &cfg.bridge])
-    .args(["--cluster-subnet", &cfg.subnet])
-    .arg("--store")
-    .arg(store)
-    .arg("--server-bin")
-    .arg(server_binary())
-    .args(extra);
+    let mut cmd = faultline_run_on(cfg, store, "raft", "register");
+    cmd.arg("--server-bin").arg(server_binary()).args(extra);
     cmd
-}
-
-fn fresh_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn faketime_access() -> Access {

@@ -130,6 +130,36 @@ pub fn assert_no_residue(cfg: &ClusterConfig, state_dir: &Path) {
     );
 }
 
+/// `faultline run --target TARGET --workload WORKLOAD --quiet` on the test's local cluster (its
+/// size, state dir, tag, bridge and subnet), storing into `store`; callers add the rest.
+pub fn faultline_run_on(
+    cfg: &ClusterConfig,
+    store: &Path,
+    target: &str,
+    workload: &str,
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    cmd.args(["run", "--target", target, "--workload", workload, "--quiet"])
+        .arg("--local")
+        .arg(cfg.nodes.to_string())
+        .arg("--cluster-dir")
+        .arg(&cfg.dir)
+        .args(["--cluster-tag", &cfg.tag])
+        .args(["--cluster-bridge", &cfg.bridge])
+        .args(["--cluster-subnet", &cfg.subnet])
+        .arg("--store")
+        .arg(store);
+    cmd
+}
+
+/// An empty scratch store under the temp dir, private to this test process.
+pub fn fresh_store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The `faultline-server` binary: `$FAULTLINE_SERVER_BIN`, else the one `cargo test --workspace`
 /// built next to this test, else built now into a target dir of its own (the test's own target
 /// dir is locked by the running `cargo test`).
