@@ -404,16 +404,7 @@ mod tests {
                 assert_eq!(start.op.kind(), stop.op.kind());
                 assert_eq!(stop.at, start.at + c.interval);
                 assert!(stop.at <= c.duration);
-                assert!(matches!(
-                    stop.op,
-                    FaultOp::StopPartition
-                        | FaultOp::Restart
-                        | FaultOp::Resume
-                        | FaultOp::StopPacket
-                        | FaultOp::Clock {
-                            change: ClockChange::Reset
-                        }
-                ));
+                assert!(is_stop(&stop.op), "{:?}", stop.op);
             }
             assert!(s.windows(2).all(|w| w[0].at < w[1].at));
         }
