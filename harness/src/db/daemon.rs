@@ -195,10 +195,19 @@ impl Daemon<'_> {
         script: String,
         timeout: Duration,
     ) -> Result<String, DbError> {
-        Ok(node
-            .run(Command::new(script).sudo("root").timeout(timeout))
-            .await?)
+        as_root(node, script, timeout).await
     }
+}
+
+/// Runs `script` as root on `node`, giving up after `timeout`; its standard output.
+pub(crate) async fn as_root(
+    node: &dyn Remote,
+    script: String,
+    timeout: Duration,
+) -> Result<String, DbError> {
+    Ok(node
+        .run(Command::new(script).sudo("root").timeout(timeout))
+        .await?)
 }
 
 /// How long a killed daemon may take to disappear.

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use workloads::etcd::{EtcdClient, ReadMode};
 use workloads::Invocation;
 
-use super::daemon::{Daemon, Launch};
+use super::daemon::{self, Daemon, Launch};
 use super::{Database, DbError, Installed};
 use crate::cluster::shell_quote as q;
 
@@ -244,9 +244,7 @@ impl Etcd {
         script: String,
         timeout: Duration,
     ) -> Result<String, DbError> {
-        Ok(node
-            .run(Command::new(script).sudo("root").timeout(timeout))
-            .await?)
+        daemon::as_root(node, script, timeout).await
     }
 
     async fn install_upload(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use nemesis::{Command, Remote};
 use sha2::{Digest, Sha256};
 
-use super::daemon::{Daemon, Launch};
+use super::daemon::{self, Daemon, Launch};
 use super::{Database, DbError, Installed, FAKETIME_LIB};
 use crate::cluster::shell_quote as q;
 
@@ -254,13 +254,8 @@ impl FaultlineServer {
     }
 
     async fn root(&self, node: &dyn Remote, script: String) -> Result<String, DbError> {
-        Ok(node
-            .run(
-                Command::new(script).sudo("root").timeout(
-                    self.cfg.start_timeout + self.cfg.stop_grace + Duration::from_secs(20),
-                ),
-            )
-            .await?)
+        let timeout = self.cfg.start_timeout + self.cfg.stop_grace + Duration::from_secs(20);
+        daemon::as_root(node, script, timeout).await
     }
 }
 
