@@ -158,7 +158,7 @@ impl Daemon<'_> {
             grace = polls(grace),
             wait = self.wait_gone(polls(GONE_TIMEOUT)),
         );
-        self.root(node, script, grace + GONE_TIMEOUT + Duration::from_secs(20))
+        as_root(node, script, grace + GONE_TIMEOUT + Duration::from_secs(20))
             .await
             .map(drop)
     }
@@ -171,7 +171,7 @@ impl Daemon<'_> {
             prelude = self.prelude(),
             wait = self.wait_gone(polls(GONE_TIMEOUT)),
         );
-        self.root(node, script, GONE_TIMEOUT + Duration::from_secs(20))
+        as_root(node, script, GONE_TIMEOUT + Duration::from_secs(20))
             .await
             .map(drop)
     }
@@ -182,20 +182,7 @@ impl Daemon<'_> {
             "{prelude}if [ -n \"$pid\" ] && alive \"$pid\"; then echo yes; else echo no; fi\n",
             prelude = self.prelude()
         );
-        Ok(self
-            .root(node, script, Duration::from_secs(30))
-            .await?
-            .trim()
-            == "yes")
-    }
-
-    async fn root(
-        &self,
-        node: &dyn Remote,
-        script: String,
-        timeout: Duration,
-    ) -> Result<String, DbError> {
-        as_root(node, script, timeout).await
+        Ok(as_root(node, script, Duration::from_secs(30)).await?.trim() == "yes")
     }
 }
 

@@ -238,15 +238,6 @@ impl Etcd {
         }
     }
 
-    async fn root(
-        &self,
-        node: &dyn Remote,
-        script: String,
-        timeout: Duration,
-    ) -> Result<String, DbError> {
-        daemon::as_root(node, script, timeout).await
-    }
-
     async fn install_upload(
         &self,
         node: &dyn Remote,
@@ -261,12 +252,12 @@ impl Etcd {
             "if test -x {t}; then {link}; echo cached; fi",
             t = q(&target)
         );
-        if self.root(node, check, short).await?.trim() == "cached" {
+        if daemon::as_root(node, check, short).await?.trim() == "cached" {
             return Ok(Installed::Cached);
         }
         let staging = format!("/tmp/faultline-etcd-{hash}");
         node.upload(bytes, &staging, 0o755).await?;
-        self.root(
+        daemon::as_root(
             node,
             format!(
                 "mkdir -p {d} && mv -f {s} {t} && chmod 755 {t} && {link}",
@@ -294,8 +285,7 @@ impl Database for Etcd {
             return self.install_upload(node, bytes, hash).await;
         }
         let check = format!("if test -x {APT_ETCD}; then echo cached; fi");
-        if self
-            .root(node, check, Duration::from_secs(30))
+        if daemon::as_root(node, check, Duration::from_secs(30))
             .await?
             .trim()
             == "cached"
@@ -311,14 +301,14 @@ impl Database for Etcd {
              if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi\n\
              test -x {APT_ETCD} || {{ echo 'etcd-server installed no {APT_ETCD}' >&2; exit 1; }}\n"
         );
-        self.root(node, script, Duration::from_secs(600)).await?;
+        daemon::as_root(node, script, Duration::from_secs(600)).await?;
         Ok(Installed::Ran)
     }
 
     async fn configure(&self, node: &dyn Remote) -> Result<(), DbError> {
         let line = self.command_line(node.name())?;
         let script = format!("#!/bin/sh\n# Written by faultline (configure).\nexec {line}\n");
-        self.root(
+        daemon::as_root(
             node,
             format!(
                 "set -e\nmkdir -p {etc} {run} {log}\ncat > {rs} <<'FAULTLINE_EOF'\n{script}FAULTLINE_EOF\nchmod 755 {rs}\n",
@@ -370,7 +360,7 @@ impl Database for Etcd {
                 "etcd is running; stop or kill it before wiping its data",
             ));
         }
-        self.root(
+        daemon::as_root(
             node,
             format!(
                 "rm -rf {data} {log}",
