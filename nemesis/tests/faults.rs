@@ -27,6 +27,23 @@ async fn assert_clean(lab: &Lab) {
     assert!(r.is_empty(), "residue left: {r:?}");
 }
 
+/// A minute-long strobe of `node`'s clock between `a_ms` and `b_ms`, flipping every `period_ms`.
+fn strobe(node: &str, a_ms: i64, b_ms: i64, period_ms: u64) -> FaultOp {
+    FaultOp::Clock {
+        change: ClockChange::Strobe {
+            nodes: vec![node.to_string()],
+            a_ms,
+            b_ms,
+            period_ms,
+            duration_ms: 60_000,
+        },
+    }
+}
+
+const RESET_CLOCKS: FaultOp = FaultOp::Clock {
+    change: ClockChange::Reset,
+};
+
 #[tokio::test]
 async fn a_partition_cuts_exactly_the_grudged_pairs() {
     let Some(lab) = Lab::new(11, 3) else { return };
@@ -196,17 +213,7 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
     );
 
     // Strobe: the offset file flips while the loop runs.
-    let rec = nem
-        .apply(&FaultOp::Clock {
-            change: ClockChange::Strobe {
-                nodes: vec![names[1].clone()],
-                a_ms: 3_000,
-                b_ms: -3_000,
-                period_ms: 100,
-                duration_ms: 60_000,
-            },
-        })
-        .await;
+    let rec = nem.apply(&strobe(&names[1], 3_000, -3_000, 100)).await;
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
     let seen = lab
         .on(
@@ -231,11 +238,7 @@ async fn clock_bump_and_strobe_shift_time_under_faketime() {
         "{residue:?}"
     );
 
-    let rec = nem
-        .apply(&FaultOp::Clock {
-            change: ClockChange::Reset,
-        })
-        .await;
+    let rec = nem.apply(&RESET_CLOCKS).await;
     assert_eq!(rec.f, "reset-clock");
     assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
     for name in &names {
@@ -259,24 +262,10 @@ async fn a_reset_during_a_running_strobe_always_wins() {
     let names = lab.names();
     let file = clock::faketime_file(&names[0]);
     for round in 0..10 {
-        let rec = nem
-            .apply(&FaultOp::Clock {
-                change: ClockChange::Strobe {
-                    nodes: vec![names[0].clone()],
-                    a_ms: 2_000,
-                    b_ms: -2_000,
-                    period_ms: 1,
-                    duration_ms: 60_000,
-                },
-            })
-            .await;
+        let rec = nem.apply(&strobe(&names[0], 2_000, -2_000, 1)).await;
         assert_eq!(rec.outcome, Outcome::Installed, "{:?}", rec.value());
         tokio::time::sleep(std::time::Duration::from_millis(20 + 7 * round)).await;
-        let rec = nem
-            .apply(&FaultOp::Clock {
-                change: ClockChange::Reset,
-            })
-            .await;
+        let rec = nem.apply(&RESET_CLOCKS).await;
         assert_eq!(
             rec.outcome,
             Outcome::Installed,
@@ -523,15 +512,7 @@ async fn heal_all_removes_everything_even_without_the_nemesis_that_installed_it(
                     offsets_ms: BTreeMap::from([(names[0].clone(), 60_000)]),
                 },
             },
-            FaultOp::Clock {
-                change: ClockChange::Strobe {
-                    nodes: vec![names[2].clone()],
-                    a_ms: 500,
-                    b_ms: -500,
-                    period_ms: 200,
-                    duration_ms: 60_000,
-                },
-            },
+            strobe(&names[2], 500, -500, 200),
             FaultOp::Pause {
                 targets: Targets::Nodes(vec![names[1].clone()]),
             },
