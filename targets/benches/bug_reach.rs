@@ -9,7 +9,9 @@
 //! 60 s of faults per bug (defaults 1000 and 50), the same seeds with the bug and without it.
 //! Raft schedules are the `raft_sim` tests' (3 or 5 nodes, loss up to 20%, delays up to 40 ms,
 //! crash/restart/partition every 50 ms round with some probability, a batch of 1-15 entries
-//! per AppendEntries). Paxos schedules are the `paxos_sim` tests' (3 nodes, loss 5%, delays up to
+//! per AppendEntries), and for `commit-old-term` also a flapping variant (five nodes, one entry
+//! per AppendEntries, a new two- or three-way partition every 50 ms round, frequent crashes).
+//! Paxos schedules are the `paxos_sim` tests' (3 nodes, loss 5%, delays up to
 //! 20 ms, a crash every 400 ms and a partition every 700 ms on average), and an aggressive
 //! variant (a crash every 100 ms, down at most 100 ms, a partition every 150 ms, a request every
 //! 5 ms) under which `forget_promise_found_by_random_schedules` looks for that bug.
@@ -145,6 +147,14 @@ fn main() {
             );
             print(bug, &format!("raft, {label}"), &r);
         }
+    }
+    for (runs, rounds, label) in lengths {
+        let r = measure(
+            runs,
+            |s| raft_schedule::flapping_schedule(s, &["commit-old-term"], rounds).is_err(),
+            |s| raft_schedule::flapping_schedule(s, &[], rounds).is_err(),
+        );
+        print("commit-old-term", &format!("raft flapping, {label}"), &r);
     }
     type Make = fn(u64, u64) -> SimConfig;
     let paxos: [(&str, Make); 2] = [("default", default_paxos), ("aggressive", aggressive)];
