@@ -134,12 +134,13 @@ fn main() {
     };
     println!("| bug | schedule | anomaly reached | correct server: violations | time |");
     println!("|---|---|---|---|---|");
+    // (schedules, Raft rounds of 50 ms, simulated milliseconds, label)
     let lengths = [
-        (args.short, raft_schedule::ROUNDS, "2 s"),
-        (args.long, 1_200, "60 s"),
+        (args.short, raft_schedule::ROUNDS, 2_000, "2 s"),
+        (args.long, 1_200, 60_000, "60 s"),
     ];
     for bug in ["stale-read", "no-fsync", "commit-old-term"] {
-        for (runs, rounds, label) in lengths {
+        for (runs, rounds, _, label) in lengths {
             let r = measure(
                 runs,
                 |s| raft_fails(s, Some(bug), rounds),
@@ -148,7 +149,7 @@ fn main() {
             print(bug, &format!("raft, {label}"), &r);
         }
     }
-    for (runs, rounds, label) in lengths {
+    for (runs, rounds, _, label) in lengths {
         let r = measure(
             runs,
             |s| raft_schedule::flapping_schedule(s, &["commit-old-term"], rounds).is_err(),
@@ -163,8 +164,7 @@ fn main() {
         targets::paxos::BUG_FORGET_PROMISE,
     ] {
         for (name, make) in paxos {
-            for (runs, _, label) in lengths {
-                let ms = if label == "2 s" { 2_000 } else { 60_000 };
+            for (runs, _, ms, label) in lengths {
                 let r = measure(
                     runs,
                     |s| {
