@@ -80,6 +80,17 @@ impl CommittedLog {
     }
 }
 
+/// The checks run after every simulated step: one leader per term, and no committed entry ever
+/// changes.
+pub fn safety_check() -> impl FnMut(&Sim<Raft>, &NodeId) -> Result<(), String> {
+    let mut leaders = LeadersPerTerm::default();
+    let mut committed = CommittedLog::default();
+    move |s: &Sim<Raft>, id: &NodeId| {
+        leaders.check(s, id)?;
+        committed.check(s, id)
+    }
+}
+
 /// One random schedule: clients append unique values while nodes crash and restart and the
 /// network loses, duplicates, delays and partitions messages. Then the cluster heals and must
 /// converge with every acknowledged append present exactly once.
@@ -109,12 +120,7 @@ pub fn random_schedule_for(
         max_delay_ms: rng.random_range(1..40),
     };
     let faults = sim.faults.clone();
-    let mut leaders = LeadersPerTerm::default();
-    let mut committed = CommittedLog::default();
-    let mut check = |s: &Sim<Raft>, id: &NodeId| {
-        leaders.check(s, id)?;
-        committed.check(s, id)
-    };
+    let mut check = safety_check();
     let ids = sim.ids();
     let mut appends: BTreeMap<ClientToken, (u64, i64)> = BTreeMap::new();
     let mut reads: BTreeMap<ClientToken, (u64, u64)> = BTreeMap::new();
@@ -306,12 +312,7 @@ pub fn flapping_schedule(seed: u64, bugs: &[&str], rounds: u64) -> Result<(), St
         min_delay_ms: 1,
         max_delay_ms: 5,
     };
-    let mut leaders = LeadersPerTerm::default();
-    let mut committed = CommittedLog::default();
-    let mut check = |s: &Sim<Raft>, id: &NodeId| {
-        leaders.check(s, id)?;
-        committed.check(s, id)
-    };
+    let mut check = safety_check();
     let ids = sim.ids();
     let mut next_value = 0i64;
     for _round in 0..rounds {
